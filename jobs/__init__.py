@@ -1,0 +1,1 @@
+"""SAQ worker settings and the core's task functions."""

@@ -1,0 +1,1 @@
+"""REST controllers under /api/v1 and the operations endpoints."""

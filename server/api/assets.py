@@ -1,0 +1,151 @@
+"""Asset records: create, list (filters + cursor pagination in a stable order), detail, soft delete."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime, timezone
+from pathlib import PurePosixPath
+from typing import Annotated, Any
+from uuid import UUID, uuid4
+
+import msgspec
+from litestar import Controller, delete, get, post
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
+
+from server import events
+from server.asset_jobs import PURGE_JOB
+from server.auth import Principal, PrincipalDep
+from server.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from server.schemas import Asset, AssetCreate, AssetStatus, Page
+from server.services import ServicesDep
+from server.storage_keys import original_key
+from server.tables import Asset as AssetRow
+
+
+def to_asset(row: dict[str, Any]) -> Asset:
+    return msgspec.convert({k: row[k] for k in Asset.__struct_fields__ if k in row}, Asset, from_attributes=True)
+
+
+def _encode_cursor(created_at: datetime, asset_id: UUID) -> str:
+    raw = msgspec.json.encode([created_at.isoformat(), str(asset_id)])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, asset_id = msgspec.json.decode(raw, type=tuple[str, str])
+        return datetime.fromisoformat(created), UUID(asset_id)
+    except (binascii.Error, msgspec.DecodeError, ValueError) as exc:
+        raise BadRequest("Invalid cursor", details={"cursor": cursor}) from exc
+
+
+async def get_asset_row(asset_id: FromPath[UUID], principal: PrincipalDep, *, include_deleted: bool = False) -> dict[str, Any]:
+    """The asset if it belongs to the caller's tenant; another tenant's asset is a 404, like a missing one."""
+    query = AssetRow.select().where(AssetRow.id == asset_id, AssetRow.tenant == principal.tenant_id)
+    row = await query.output(load_json=True).first()
+    if row is None or (row["status"] == "deleted" and not include_deleted):
+        raise NotFound(f"Asset {asset_id} not found", details={"asset_id": str(asset_id)})
+    return row
+
+
+class AssetController(Controller):
+    path = "/assets"
+    tags = ["assets"]
+
+    @post("/", status_code=HTTP_201_CREATED, summary="Create an asset record (bytes arrive through an upload)")
+    async def create_asset(self, data: JSONBody[AssetCreate], principal: PrincipalDep, services: ServicesDep) -> Asset:
+        profile = services.settings.profiles.get(data.profile)
+        if profile is None:
+            raise ValidationFailed(f"Unknown profile {data.profile!r}",
+                                   details={"profile": data.profile, "available": sorted(services.settings.profiles)})
+        name = PurePosixPath(data.original_name.replace("\\", "/")).name.strip()
+        extension = PurePosixPath(name).suffix.lower().lstrip(".")
+        if not name or len(name) > 255:
+            raise ValidationFailed("original_name must be a file name of 1-255 characters")
+        if not profile.allows_format(extension):
+            raise UnsupportedMediaType(
+                f"Profile {data.profile!r} does not accept .{extension or '(none)'} files",
+                details={"allowed": profile.formats},
+            )
+        if data.size_bytes is not None and data.size_bytes > profile.max_bytes:
+            raise PayloadTooLarge(
+                f"{data.size_bytes} bytes is over the {data.profile!r} limit of {profile.max_bytes} bytes",
+                details={"max_bytes": profile.max_bytes},
+            )
+        if data.size_bytes is not None and data.size_bytes < 0:
+            raise ValidationFailed("size_bytes must not be negative")
+        asset_id = uuid4()
+        row = AssetRow(
+            id=asset_id, tenant=principal.tenant_id, owner=data.owner, profile=data.profile, kind=profile.kind,
+            original_name=name, content_type=data.content_type or "application/octet-stream",
+            size_bytes=data.size_bytes or 0, bucket=profile.bucket,
+            storage_key=original_key(principal.tenant_slug, profile.kind, asset_id, extension),
+            status="pending", metadata=data.metadata,
+        )
+        await row.save()
+        return await self._fetch(asset_id, principal)
+
+    @get("/", summary="List assets, newest first")
+    async def list_assets(
+        self,
+        principal: PrincipalDep,
+        kind: FromQuery[str | None] = None,
+        status: FromQuery[AssetStatus | None] = None,
+        profile: FromQuery[str | None] = None,
+        owner: FromQuery[str | None] = None,
+        created_after: FromQuery[datetime | None] = None,
+        created_before: FromQuery[datetime | None] = None,
+        cursor: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+    ) -> Page[Asset]:
+        where = [AssetRow.tenant == principal.tenant_id]
+        where.append(AssetRow.status == status if status else AssetRow.status != "deleted")
+        if kind:
+            where.append(AssetRow.kind == kind)
+        if profile:
+            where.append(AssetRow.profile == profile)
+        if owner:
+            where.append(AssetRow.owner == owner)
+        if created_after:
+            where.append(AssetRow.created_at >= created_after)
+        if created_before:
+            where.append(AssetRow.created_at < created_before)
+        query = AssetRow.select().where(*where)
+        if cursor:
+            created, last_id = _decode_cursor(cursor)
+            query = query.where(
+                (AssetRow.created_at < created) | ((AssetRow.created_at == created) & (AssetRow.id < last_id))
+            )
+        rows = await query.order_by(AssetRow.created_at, AssetRow.id, ascending=False).limit(limit + 1).output(
+            load_json=True
+        )
+        items = [to_asset(r) for r in rows[:limit]]
+        next_cursor = _encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit \
+            else None
+        return Page(items=items, next_cursor=next_cursor)
+
+    @get("/{asset_id:uuid}", summary="One asset")
+    async def get_asset(self, asset_id: FromPath[UUID], principal: PrincipalDep) -> Asset:
+        return await self._fetch(asset_id, principal)
+
+    @delete("/{asset_id:uuid}", status_code=HTTP_202_ACCEPTED,
+             summary="Soft-delete an asset; its files are removed by a background job")
+    async def delete_asset(self, asset_id: FromPath[UUID], principal: PrincipalDep, services: ServicesDep) -> Asset:
+        row = await get_asset_row(asset_id, principal)
+        now = datetime.now(timezone.utc)
+        async with AssetRow._meta.db.transaction():
+            await AssetRow.update(
+                {AssetRow.status: "deleted", AssetRow.deleted_at: now, AssetRow.updated_at: now}
+            ).where(AssetRow.id == asset_id)
+            await events.emit(events.MEDIA_DELETED, {"asset_id": str(asset_id), "profile": row["profile"],
+                                                     "kind": row["kind"]}, tenant_id=principal.tenant_id)
+        await services.queue.enqueue(PURGE_JOB, asset_id=str(asset_id), timeout=600, retries=3, retry_backoff=True)
+        await events.kick(services.queue)
+        return await self._fetch(asset_id, principal, include_deleted=True)
+
+    async def _fetch(self, asset_id: FromPath[UUID], principal: PrincipalDep, *, include_deleted: bool = False) -> Asset:
+        return to_asset(await get_asset_row(asset_id, principal, include_deleted=include_deleted))
+

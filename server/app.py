@@ -1,0 +1,128 @@
+"""``create_app(settings)``: the Litestar app, built in one small ``_configure_*`` step per concern."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from litestar import Litestar, Router
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.static_files import create_static_files_router
+
+from server import __version__
+from server.api.assets import AssetController
+from server.api.ops import OpsController, StatsController
+from server.api.plugins import PluginController
+from server.auth import api_key_guard, provide_principal
+from server.database import bind_tables, close_pool, engine_for, open_pool
+from server.errors import exception_handler
+from server.metrics import Metrics
+from server.middleware import observability_middleware
+from server.plugins import PluginHost
+from server.queue import create_queue
+from server.services import Services, provide_services
+from server.settings import Settings, ensure_secret_key, load_settings
+from server.tables import CORE_TABLES
+
+log = logging.getLogger("mediasvc.app")
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = ensure_secret_key(settings or load_settings())
+    host = _configure_plugins(settings)
+    services = _configure_services(settings, host)
+    return Litestar(
+        route_handlers=_configure_routes(settings, host),
+        dependencies={"services": Provide(provide_services, sync_to_thread=False),
+                      "principal": Provide(provide_principal, sync_to_thread=False)},
+        exception_handlers={Exception: exception_handler},
+        middleware=[observability_middleware],
+        lifespan=[_lifespan],
+        openapi_config=_configure_openapi(),
+        state=State({"services": services}),
+        request_max_body_size=settings.max_json_body_bytes,
+        debug=False,
+    )
+
+
+def _configure_plugins(settings: Settings) -> PluginHost:
+    host = PluginHost(settings)
+    host.validate()
+    return host
+
+
+def _configure_services(settings: Settings, host: PluginHost) -> Services:
+    engine = engine_for(settings.database_url)
+    bind_tables(engine, CORE_TABLES)
+    return Services(settings=settings, host=host, engine=engine, storage=host.create_storage(),
+                    queue=create_queue(settings), metrics=Metrics())
+
+
+def _configure_routes(settings: Settings, host: PluginHost) -> list[Any]:
+    api = Router(
+        path="/api/v1",
+        guards=[api_key_guard],
+        route_handlers=[AssetController, StatsController, PluginController],
+    )
+    routes: list[Any] = [api, OpsController, *host.routes()]
+    static_dir = WEB_DIR / "static"
+    if static_dir.is_dir():
+        routes.append(create_static_files_router(path="/static", directories=[static_dir], name="static",
+                                                 include_in_schema=False))
+    return routes
+
+
+def _configure_openapi() -> OpenAPIConfig:
+    return OpenAPIConfig(title="mediasvc", version=__version__, path="/schema",
+                         render_plugins=[ScalarRenderPlugin()])
+
+
+async def _call_hooks(results: list[Any]) -> None:
+    for result in results:
+        if inspect.isawaitable(result):
+            await result
+
+
+@asynccontextmanager
+async def _lifespan(app: Litestar) -> AsyncIterator[None]:
+    services: Services = app.state.services
+    settings = services.settings
+    bind_tables(services.engine, CORE_TABLES)  # the last app started in a process owns the tables (tests)
+    await open_pool(services.engine)
+    await services.queue.connect()
+    await _call_hooks(services.host.hook.startup(app=app))
+    worker_task = None
+    if settings.run_worker_in_app:
+        worker_task = await _start_in_app_worker(services)
+    try:
+        yield
+    finally:
+        if services.worker is not None:
+            await services.worker.stop()
+        if worker_task is not None:
+            worker_task.cancel()
+        await _call_hooks(services.host.hook.shutdown(app=app))
+        await services.storage.close()
+        await services.queue.disconnect()
+        await close_pool(services.engine)
+
+
+async def _start_in_app_worker(services: Services) -> asyncio.Task[None]:
+    from saq import Worker
+
+    from jobs.worker import worker_settings
+
+    options = worker_settings(services.settings, queue=services.queue, host=services.host,
+                              metrics=services.metrics, engine=services.engine)
+    services.worker = Worker(**options)
+    log.info("worker running inside the API process")
+    return asyncio.create_task(services.worker.start())

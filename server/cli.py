@@ -1,0 +1,297 @@
+"""The ``mediasvc`` command: run the service, its worker, migrations, and manage API keys."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import click
+
+from server.errors import ConfigurationError
+from server.settings import Settings, SettingsError, ensure_secret_key, load_settings
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    try:
+        return load_settings(toml_path=ctx.obj.get("config"), **overrides)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _step(message: str) -> Callable[[], None]:
+    """Print a progress line for a long step; the returned function prints how long it took."""
+    started = time.perf_counter()
+    click.echo(f"  {message}…", err=True, nl=False)
+    return lambda: click.echo(f" done ({time.perf_counter() - started:.1f}s)", err=True)
+
+
+async def _with_database(settings: Settings, work: Callable[[], Awaitable[Any]]) -> Any:
+    from server.database import bind_tables, close_pool, engine_for, open_pool
+    from server.tables import CORE_TABLES
+
+    engine = engine_for(settings.database_url)
+    bind_tables(engine, CORE_TABLES)
+    await open_pool(engine, max_size=2)
+    try:
+        return await work()
+    finally:
+        await close_pool(engine)
+
+
+def _server_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    function = click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory "
+                            "(local storage, secret key; embedded PostgreSQL for `dev`).")(function)
+    function = click.option("--port", type=int, help="Port to listen on (default 8000).")(function)
+    function = click.option("--host", help="Address to bind (default 127.0.0.1).")(function)
+    return function
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", type=click.Path(dir_okay=False), envvar="MEDIASVC_CONFIG",
+              help="TOML settings file (env: MEDIASVC_CONFIG). MEDIASVC_* variables override it.")
+@click.version_option(package_name="mediasvc")
+@click.pass_context
+def main(ctx: click.Context, config: str | None) -> None:
+    """mediasvc: a self-hostable media service.
+
+    \b
+    Quick start (no external services):   mediasvc dev
+    Production:                           mediasvc migrate && mediasvc serve   (and: mediasvc worker)
+    """
+    ctx.ensure_object(dict)["config"] = config
+
+
+@main.command()
+@_server_options
+@click.pass_context
+def dev(ctx: click.Context, host: str | None, port: int | None, data_dir: str | None) -> None:
+    """Run everything in one process with zero external services.
+
+    Embedded PostgreSQL (database and job queue) and local storage under the data directory (default ./data),
+    the API and the worker together. Prints the URL, and an API key on first start.
+    """
+    from server.embedded import start_embedded_postgres
+
+    started = time.perf_counter()
+    data = Path(data_dir or os.environ.get("MEDIASVC_DATA_DIR") or "./data").resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    click.echo(f"mediasvc dev: data in {data}", err=True)
+    done = _step("starting embedded PostgreSQL")
+    database_url = start_embedded_postgres(data / "postgres")
+    done()
+    os.environ["MEDIASVC_DATABASE_URL"] = database_url
+    settings = _settings(ctx, host=host, port=port, data_dir=str(data), database_url=database_url,
+                         environment="development", run_worker_in_app=True, log_format="text")
+    settings = ensure_secret_key(settings)
+    done = _step("applying migrations")
+    asyncio.run(_migrate_quietly(settings))
+    done()
+    key = asyncio.run(_with_database(settings, _first_api_key))
+    if key:
+        click.echo(f"\n  API key for tenant 'default' (shown once): {key}\n", err=True)
+    _serve_embedded(settings, started)
+
+
+async def _migrate_quietly(settings: Settings) -> None:
+    import contextlib
+    import io
+
+    from server.migrate import run_migrations
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        await run_migrations(settings)
+
+
+async def _first_api_key() -> str | None:
+    from server.auth import create_api_key
+    from server.tables import ApiKey
+
+    if await ApiKey.count() > 0:
+        return None
+    key, _ = await create_api_key("default", name="dev")
+    return key
+
+
+def _serve_embedded(settings: Settings, started: float) -> None:
+    from granian.constants import Interfaces
+    from granian.server.embed import Server
+
+    from server.app import create_app
+    from server.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    app = create_app(settings)
+    server = Server(app, address=settings.host, port=settings.port, interface=Interfaces.ASGI,
+                    log_enabled=False)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, server.stop)
+        serving = asyncio.create_task(server.serve())
+        await _wait_until_listening(settings.host, settings.port)
+        click.echo(f"mediasvc dev ready in {time.perf_counter() - started:.1f}s: "
+                   f"http://{settings.host}:{settings.port}  (API /api/v1, docs /schema, health /health)", err=True)
+        await serving
+
+    asyncio.run(run())
+
+
+async def _wait_until_listening(host: str, port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        return
+
+
+@main.command()
+@_server_options
+@click.option("--workers", type=int, default=1, show_default=True, help="Granian worker processes.")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, data_dir: str | None, workers: int) -> None:
+    """Serve the API with Granian (ASGI). Run `mediasvc worker` beside it for background jobs."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    settings = _settings(ctx, host=host, port=port, data_dir=data_dir)
+    _export(settings, host=host, port=port, data_dir=data_dir)
+    ensure_secret_key(settings)
+    _check_app(settings)
+    click.echo(f"mediasvc serving on http://{settings.host}:{settings.port}", err=True)
+    Granian("server.asgi:app", address=settings.host, port=settings.port, interface=Interfaces.ASGI,
+            workers=workers, factory=True).serve()
+
+
+def _export(settings: Settings, **given: Any) -> None:
+    """Pass command-line overrides to Granian's worker processes, which build settings from the environment."""
+    for key, value in given.items():
+        if value is not None:
+            os.environ[f"MEDIASVC_{key.upper()}"] = str(value)
+
+
+def _check_app(settings: Settings) -> None:
+    from server.app import create_app
+
+    try:
+        create_app(settings)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.option("--metrics-port", type=int, default=None, help="Serve this worker's Prometheus metrics on a port.")
+@click.pass_context
+def worker(ctx: click.Context, metrics_port: int | None) -> None:
+    """Run a SAQ worker for background jobs (processing, event delivery, cleanup)."""
+    from saq import Worker
+
+    from jobs.worker import worker_settings
+    from server.logs import configure_logging
+    from server.metrics import Metrics
+
+    settings = _settings(ctx)
+    configure_logging(settings.log_level, settings.log_format)
+    metrics = Metrics()
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, registry=metrics.registry)
+    try:
+        options = worker_settings(settings, metrics=metrics)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"mediasvc worker on queue {settings.queue.name!r} ({len(options['functions'])} jobs)", err=True)
+
+    async def run() -> None:
+        instance = Worker(**options)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(instance.stop()))
+        await instance.queue.connect()
+        await instance.start()
+
+    asyncio.run(run())
+
+
+@main.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Create the database if needed and apply the core's and every plugin's migrations."""
+    from server.migrate import run_migrations
+
+    settings = _settings(ctx)
+    asyncio.run(run_migrations(settings))
+    click.echo("migrations applied", err=True)
+
+
+@main.command()
+@click.pass_context
+def plugins(ctx: click.Context) -> None:
+    """List loaded plugins: name, version, and the hooks each implements."""
+    from server.plugins import PluginHost
+
+    try:
+        host = PluginHost(_settings(ctx))
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for info in host.plugin_infos():
+        state = "BLOCKED" if info.blocked else info.version
+        click.echo(f"{info.name:<22} {state:<10} {info.source:<20} {', '.join(info.hooks)}")
+
+
+@main.group()
+def apikey() -> None:
+    """Create, list and revoke API keys (REST clients authenticate with `Authorization: Bearer <key>`)."""
+
+
+@apikey.command("create")
+@click.option("--tenant", required=True, help="Tenant slug; created if it does not exist.")
+@click.option("--name", default="", help="A label to tell keys apart.")
+@click.pass_context
+def apikey_create(ctx: click.Context, tenant: str, name: str) -> None:
+    """Create a key. The key is printed alone on the last line, once; only its hash is stored."""
+    from server.auth import create_api_key
+
+    settings = _settings(ctx)
+    key, info = asyncio.run(_with_database(settings, lambda: create_api_key(tenant, name)))
+    click.echo(f"created key {info.prefix}… for tenant {tenant!r} (id {info.id})", err=True)
+    click.echo(key)
+
+
+@apikey.command("list")
+@click.option("--tenant", default=None, help="Only this tenant's keys.")
+@click.pass_context
+def apikey_list(ctx: click.Context, tenant: str | None) -> None:
+    """List keys (prefix, tenant, name, created, last used, revoked)."""
+    from server.auth import list_api_keys
+
+    for info in asyncio.run(_with_database(_settings(ctx), lambda: list_api_keys(tenant))):
+        revoked = f"revoked {info.revoked_at:%Y-%m-%d}" if info.revoked_at else "active"
+        click.echo(f"{info.id}  {info.prefix}…  {info.tenant:<16} {info.name:<16} {revoked}")
+
+
+@apikey.command("revoke")
+@click.argument("key_id_or_prefix")
+@click.pass_context
+def apikey_revoke(ctx: click.Context, key_id_or_prefix: str) -> None:
+    """Revoke a key by id or by the prefix `apikey list` shows."""
+    from server.auth import revoke_api_key
+
+    count = asyncio.run(_with_database(_settings(ctx), lambda: revoke_api_key(key_id_or_prefix)))
+    if not count:
+        raise click.ClickException(f"no active key matches {key_id_or_prefix!r}")
+    click.echo(f"revoked {count} key(s)", err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

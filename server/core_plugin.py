@@ -1,0 +1,22 @@
+"""The core's own hook implementations, registered like any plugin (and never blockable)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from saq import CronJob
+
+from server.asset_jobs import PURGE_JOB, purge_storage
+from server.events import DISPATCH_JOB, dispatch_events
+from server.hookspecs import hookimpl
+
+
+@hookimpl
+def register_jobs() -> list[tuple[str, Callable[..., Any]]]:
+    return [(DISPATCH_JOB, dispatch_events), (PURGE_JOB, purge_storage)]
+
+
+@hookimpl
+def register_cron_jobs() -> list[CronJob]:
+    # The sweep: anything a kick missed, and retries whose scheduled job was lost, go out within a minute.
+    return [CronJob(dispatch_events, cron="* * * * *", timeout=300, retries=1)]

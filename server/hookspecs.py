@@ -1,0 +1,94 @@
+"""Hook specifications: the whole contract between the mediasvc core and its plugins.
+
+Only specs live here. Registration hooks are plain sync functions called once when an app or worker is built; the
+objects they return do the async work. No hook here is ``firstresult``. Every hook has an entry in README.md
+("Plugin hooks") and a ``test_hook_<name>`` in tests/test_hooks.py; tests/test_hookspecs_documented.py checks both.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import pluggy
+
+if TYPE_CHECKING:
+    from litestar import Litestar, Request
+    from litestar.types import ControllerRouterHandler
+    from saq import CronJob
+
+    from server.contracts import EventSink, MenuLink, Panel, Processor, StorageBackend
+    from server.settings import Settings
+
+hookspec = pluggy.HookspecMarker("mediasvc")
+hookimpl = pluggy.HookimplMarker("mediasvc")
+
+
+@hookspec
+def register_storage_backends() -> list[type[StorageBackend]]:
+    """Called once per app/worker. Return storage backend classes; each has a unique ``name`` (``local``, ``s3``)
+    that ``settings.storage.backend`` selects, and a ``from_settings(settings)`` constructor."""
+
+
+@hookspec
+def register_processors(settings: Settings) -> list[Processor]:
+    """Called once per app/worker. Return processor objects; each has a unique ``name`` (the step name profiles
+    list), the media ``kinds`` it accepts and ``async def run(ctx) -> list[RenditionOut]``."""
+
+
+@hookspec
+def register_event_sinks(settings: Settings) -> list[EventSink]:
+    """Called once per app/worker. Return event sinks (unique ``name`` each). Every event in the outbox is delivered
+    to every sink that accepts it, each delivery isolated and retried on its own."""
+
+
+@hookspec
+def register_routes(settings: Settings) -> list[ControllerRouterHandler]:
+    """Called once when the app is built. Return Litestar controllers, routers or handlers to mount (plugin HTTP
+    endpoints such as an LTI launch or a Zoom webhook). Paths are absolute; prefix them yourself."""
+
+
+@hookspec
+def register_jobs() -> list[tuple[str, Callable[..., Any]]]:
+    """Called once per worker (and app, to enqueue). Return ``("plugin.task", async_fn)`` pairs; names must be
+    unique and namespaced by the plugin. Functions have the SAQ signature ``async def fn(ctx, **kwargs)``."""
+
+
+@hookspec
+def register_cron_jobs() -> list[CronJob]:
+    """Called once per worker. Return ``saq.CronJob`` objects whose functions are also returned by
+    ``register_jobs``."""
+
+
+@hookspec
+def register_settings() -> list[tuple[str, type]]:
+    """Called once at start-up. Return ``(section, msgspec.Struct type)`` pairs: ``settings.plugins[section]`` is
+    validated against the struct and start-up fails naming the bad key."""
+
+
+@hookspec
+def piccolo_apps() -> list[str]:
+    """Called by ``mediasvc migrate`` and the app. Return dotted paths of Piccolo ``APP_CONFIG`` modules
+    (``"mediasvc_lti.piccolo_app"``) for plugins that own tables and ship their own migrations."""
+
+
+@hookspec
+def dashboard_panels(request: Request[Any, Any, Any]) -> list[Panel]:
+    """Called on every dashboard overview render. Return ``Panel`` objects (title, template, context) to show.
+    Must be fast: no I/O beyond what the panel needs."""
+
+
+@hookspec
+def menu_links(request: Request[Any, Any, Any]) -> list[MenuLink]:
+    """Called on every dashboard page render. Return ``MenuLink`` objects (label, href) for the navigation."""
+
+
+@hookspec
+def startup(app: Litestar) -> Any:
+    """Called when the app (or worker, with ``app=None``) starts, after the database pool is open. May return an
+    awaitable, which is awaited."""
+
+
+@hookspec
+def shutdown(app: Litestar) -> Any:
+    """Called when the app (or worker, with ``app=None``) stops, before the database pool closes. May return an
+    awaitable, which is awaited."""

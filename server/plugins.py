@@ -1,0 +1,195 @@
+"""The plugin manager (one per app or worker) and a typed facade over its hook calls.
+
+Plugins are found by entry point (group ``mediasvc``); the core's own hook implementations are registered first.
+``settings.blocked_plugins`` (env ``MEDIASVC_BLOCKED_PLUGINS=a,b``) blocks plugins by entry-point name.
+Start-up fails loudly, naming the culprit, on a misspelled hook, a duplicate name or an unknown backend.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Callable
+
+import msgspec
+import pluggy
+
+from server import hookspecs
+from server.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from saq import CronJob
+
+    from server.contracts import EventSink, Processor, StorageBackend
+    from server.settings import Settings
+
+ENTRY_POINT_GROUP = "mediasvc"
+CORE_PLUGINS = ("server.core_plugin",)
+
+log = logging.getLogger("mediasvc.plugins")
+
+
+class PluginInfo(msgspec.Struct, frozen=True):
+    name: str
+    version: str
+    hooks: list[str]
+    source: str  # "core" or the distribution name
+    blocked: bool = False
+
+
+def build_plugin_manager(settings: Settings) -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("mediasvc")
+    pm.add_hookspecs(hookspecs)
+    for name in settings.blocked_plugins:
+        pm.set_blocked(name)
+    for module_name in CORE_PLUGINS:
+        pm.register(importlib.import_module(module_name), name=module_name)
+    try:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    except Exception as exc:  # an entry point whose import fails: name it instead of a bare traceback
+        raise ConfigurationError(f"A mediasvc plugin failed to import: {exc!r}") from exc
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise ConfigurationError(f"Plugin {exc.plugin_name!r} implements an unknown hook: {exc}") from exc
+    if settings.trace_hooks:
+        trace_log = logging.getLogger("mediasvc.hooks")
+        pm.trace.root.setwriter(lambda message: trace_log.info(message.rstrip()))
+        pm.enable_tracing()
+    return pm
+
+
+def _flatten(results: list[list[Any] | None]) -> list[Any]:
+    return [item for result in results if result for item in result]
+
+
+class PluginHost:
+    """What the rest of the core asks of plugins, with the checks done once."""
+
+    def __init__(self, settings: Settings, pm: pluggy.PluginManager | None = None) -> None:
+        self.settings = settings
+        self.pm = pm or build_plugin_manager(settings)
+        self.hook = self.pm.hook
+
+    # --- checks made at start-up -----------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Everything that must be right before serving; raises ``ConfigurationError`` naming the culprit."""
+        self.plugin_settings  # noqa: B018 - validates settings.plugins sections
+        self.storage_backend_classes  # noqa: B018
+        self.processors  # noqa: B018
+        self.event_sinks  # noqa: B018
+        self.jobs  # noqa: B018
+        missing = sorted(
+            {f"{profile}:{step}" for profile, p in self.settings.profiles.items() for step in p.steps}
+            - {f"{profile}:{step}" for profile, p in self.settings.profiles.items() for step in p.steps
+               if step in self.processors}
+        )
+        if missing:
+            log.warning("profile steps without an installed processor (they will be skipped): %s", missing)
+
+    @cached_property
+    def plugin_settings(self) -> dict[str, Any]:
+        sections: dict[str, Any] = {}
+        for section, struct_type in _flatten(self.hook.register_settings()):
+            if section in sections:
+                raise ConfigurationError(f"Two plugins claim the settings section {section!r}")
+            raw = self.settings.plugins.get(section, {})
+            try:
+                sections[section] = msgspec.convert(raw, struct_type, strict=False)
+            except msgspec.ValidationError as exc:
+                raise ConfigurationError(f"Bad plugin settings in plugins.{section}: {exc}") from exc
+        return sections
+
+    @cached_property
+    def storage_backend_classes(self) -> dict[str, type[StorageBackend]]:
+        classes: dict[str, type[StorageBackend]] = {}
+        for cls in _flatten(self.hook.register_storage_backends()):
+            if cls.name in classes:
+                raise ConfigurationError(
+                    f"Duplicate storage backend {cls.name!r}: {classes[cls.name].__module__} and {cls.__module__}"
+                )
+            classes[cls.name] = cls
+        return classes
+
+    def create_storage(self) -> StorageBackend:
+        name = self.settings.storage.backend
+        try:
+            cls = self.storage_backend_classes[name]
+        except KeyError:
+            raise ConfigurationError(
+                f"Unknown storage backend {name!r} (MEDIASVC_STORAGE__BACKEND). "
+                f"Available: {sorted(self.storage_backend_classes)}"
+            ) from None
+        return cls.from_settings(self.settings)
+
+    @cached_property
+    def processors(self) -> dict[str, Processor]:
+        found: dict[str, Processor] = {}
+        for processor in _flatten(self.hook.register_processors(settings=self.settings)):
+            if processor.name in found:
+                raise ConfigurationError(
+                    f"Duplicate processor name {processor.name!r}: {type(found[processor.name]).__module__} "
+                    f"and {type(processor).__module__}"
+                )
+            found[processor.name] = processor
+        return found
+
+    @cached_property
+    def event_sinks(self) -> dict[str, EventSink]:
+        found: dict[str, EventSink] = {}
+        for sink in _flatten(self.hook.register_event_sinks(settings=self.settings)):
+            if sink.name in found:
+                raise ConfigurationError(f"Duplicate event sink name {sink.name!r}")
+            found[sink.name] = sink
+        return found
+
+    @cached_property
+    def jobs(self) -> dict[str, Callable[..., Any]]:
+        found: dict[str, Callable[..., Any]] = {}
+        for name, fn in _flatten(self.hook.register_jobs()):
+            if "." not in name:
+                raise ConfigurationError(f"Job name {name!r} must be namespaced as 'plugin.task'")
+            if name in found:
+                raise ConfigurationError(f"Duplicate job name {name!r}")
+            found[name] = fn
+        return found
+
+    @cached_property
+    def cron_jobs(self) -> list[CronJob]:
+        return _flatten(self.hook.register_cron_jobs())
+
+    def routes(self) -> list[Any]:
+        return _flatten(self.hook.register_routes(settings=self.settings))
+
+    def piccolo_apps(self) -> list[str]:
+        return _flatten(self.hook.piccolo_apps())
+
+    # --- what is loaded --------------------------------------------------------------------------------------
+
+    def plugin_infos(self) -> list[PluginInfo]:
+        dists = {id(plugin): dist for plugin, dist in self.pm.list_plugin_distinfo()}
+        infos = []
+        for name, plugin in self.pm.list_name_plugin():
+            if plugin is None:
+                continue
+            dist = dists.get(id(plugin))
+            hooks = sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or [])
+            infos.append(
+                PluginInfo(
+                    name=name,
+                    version=dist.version if dist else _core_version(),
+                    hooks=hooks,
+                    source=dist.project_name if dist else "core",
+                )
+            )
+        for name in self.settings.blocked_plugins:
+            infos.append(PluginInfo(name=name, version="", hooks=[], source="blocked", blocked=True))
+        return sorted(infos, key=lambda info: (info.source != "core", info.name))
+
+
+def _core_version() -> str:
+    from server import __version__
+
+    return __version__

@@ -1,0 +1,72 @@
+"""File-type profiles: what a kind of upload may be, how big, where it is stored and how it is processed."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+MediaKind = Literal["video", "audio", "image", "document"]
+
+MB = 1024 * 1024
+
+
+class Profile(msgspec.Struct, forbid_unknown_fields=True):
+    kind: MediaKind
+    formats: list[str]  # allowed extensions, lower case, no dot
+    max_bytes: int
+    bucket: str
+    steps: list[str] = []  # processor names, run in this order
+    public: bool = False  # playback without a token
+    description: str = ""
+
+    def allows_format(self, extension: str) -> bool:
+        return extension.lower().lstrip(".") in self.formats
+
+
+# The interview-platform design: answers recorded as video or audio, images attached to questions, avatars,
+# and documents attached to an interview.
+DEFAULT_PROFILES: dict[str, Profile] = {
+    "video_response": Profile(
+        kind="video",
+        formats=["mp4", "webm", "mov"],
+        max_bytes=500 * MB,
+        bucket="video-responses",
+        steps=["probe", "mp4", "hls", "thumbnail", "audio", "transcribe"],
+        description="A candidate's recorded video answer.",
+    ),
+    "audio_response": Profile(
+        kind="audio",
+        formats=["mp3", "wav", "m4a", "ogg", "webm"],
+        max_bytes=100 * MB,
+        bucket="audio-responses",
+        steps=["probe", "audio", "transcribe"],
+        description="A candidate's recorded audio answer.",
+    ),
+    "question_image": Profile(
+        kind="image",
+        formats=["jpg", "jpeg", "png", "gif", "webp"],
+        max_bytes=10 * MB,
+        bucket="question-images",
+        steps=["image"],
+        public=True,
+        description="An image shown with an interview question.",
+    ),
+    "avatar": Profile(
+        kind="image",
+        formats=["jpg", "jpeg", "png", "gif", "webp"],
+        max_bytes=5 * MB,
+        bucket="avatars",
+        steps=["image"],
+        public=True,
+        description="A user's profile picture.",
+    ),
+    "interview_attachment": Profile(
+        kind="document",
+        formats=["pdf"],
+        max_bytes=50 * MB,
+        bucket="attachments",
+        steps=["pdf_thumbnail"],
+        description="A document attached to an interview (CV, brief).",
+    ),
+}

@@ -1,0 +1,39 @@
+"""The SAQ queue: Redis in production, the database itself (Postgres queue) for the embedded default."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from saq import Queue
+
+from server.errors import ServiceUnavailable
+from server.settings import Settings
+
+QUEUE_STATES = ("queued", "active", "incomplete")
+
+
+def create_queue(settings: Settings) -> Queue:
+    url = settings.queue_url
+    if url.startswith("postgresql://"):
+        url = "postgres://" + url[len("postgresql://") :]  # SAQ picks the queue class by scheme prefix
+    kwargs: dict[str, Any] = {"name": settings.queue.name}
+    if url.startswith("postgres"):
+        kwargs.update(min_size=1, max_size=4)
+        url = "postgresql://" + url[len("postgres://") :]  # psycopg wants postgresql://
+        from saq.queue.postgres import PostgresQueue
+
+        return PostgresQueue.from_url(url, **kwargs)
+    return Queue.from_url(url, **kwargs)
+
+
+async def queue_depth(queue: Queue, timeout: float = 2.0) -> dict[str, int]:
+    """Jobs queued / active / incomplete; raises ServiceUnavailable when the queue does not answer."""
+    try:
+        counts = await asyncio.wait_for(
+            asyncio.gather(*[queue.count(state) for state in QUEUE_STATES]), timeout=timeout
+        )
+    except Exception as exc:
+        raise ServiceUnavailable("queue unavailable", details={"component": "queue",
+                                                               "reason": type(exc).__name__}) from exc
+    return dict(zip(QUEUE_STATES, counts))

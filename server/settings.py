@@ -1,0 +1,209 @@
+"""One typed settings object, read from ``MEDIASVC_*`` environment variables and an optional TOML file.
+
+Nothing here is cached at import: ``load_settings()`` is called by ``create_app``, the worker factory and the CLI.
+Nested keys use a double underscore in the environment: ``MEDIASVC_STORAGE__BACKEND=s3``.
+List values may be comma separated (``MEDIASVC_BLOCKED_PLUGINS=a,b``); any value may be JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import msgspec
+
+from server.profiles import DEFAULT_PROFILES, Profile
+
+ENV_PREFIX = "MEDIASVC_"
+
+
+class StorageSettings(msgspec.Struct, forbid_unknown_fields=True):
+    """Where assets live. ``backend`` names a storage backend plugin (``local``, ``memory``, ``s3``, ``gcs``,
+    ``azure``)."""
+
+    backend: str = "local"
+    root: str = ""  # local backend: directory (default: <data_dir>/storage)
+    bucket: str = ""  # object stores: the bucket (container) every profile bucket lives under as a prefix
+    endpoint: str = ""
+    region: str = "us-east-1"
+    access_key_id: str = ""
+    secret_access_key: str = ""
+    path_style: bool = True
+    allow_http: bool = False
+    options: dict[str, str] = {}  # passed through to the obstore store (gcs/azure credentials...)
+    signed_url_ttl_seconds: int = 900
+
+
+class QueueSettings(msgspec.Struct, forbid_unknown_fields=True):
+    """SAQ queue: ``redis://`` in production, ``postgres://`` (the database itself) for the embedded default."""
+
+    url: str = ""  # empty: use the database URL (Postgres queue)
+    name: str = "mediasvc"
+    concurrency: int = 4
+    default_timeout_seconds: int = 600
+    default_retries: int = 3
+    heartbeat_seconds: int = 30
+
+
+class EventSettings(msgspec.Struct, forbid_unknown_fields=True):
+    """Outbox delivery: retries back off exponentially from ``retry_base_seconds`` until ``retry_window_hours``."""
+
+    retry_base_seconds: float = 10.0
+    retry_max_interval_seconds: float = 3600.0
+    retry_window_hours: float = 24.0
+    sink_timeout_seconds: float = 10.0
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True):
+    data_dir: str = "./data"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/mediasvc"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    base_url: str = ""  # public URL of this service, e.g. https://media.example.com
+    cdn_base_url: str = ""  # used instead of base_url in every public media URL the API returns
+    secret_key: str = ""  # signs URLs and tokens; generated into <data_dir>/secret_key when empty
+    environment: Literal["development", "production", "test"] = "production"
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    blocked_plugins: list[str] = []
+    trace_hooks: bool = False  # log every hook call (pluggy tracing)
+    run_worker_in_app: bool = False  # `mediasvc dev`: the SAQ worker runs inside the API process
+    max_json_body_bytes: int = 1_048_576
+    storage: StorageSettings = msgspec.field(default_factory=StorageSettings)
+    queue: QueueSettings = msgspec.field(default_factory=QueueSettings)
+    events: EventSettings = msgspec.field(default_factory=EventSettings)
+    profiles: dict[str, Profile] = msgspec.field(default_factory=lambda: dict(DEFAULT_PROFILES))
+    plugins: dict[str, dict[str, Any]] = {}  # per-plugin settings, validated by the plugin's own struct
+
+    @property
+    def queue_url(self) -> str:
+        return self.queue.url or self.database_url
+
+    @property
+    def public_base_url(self) -> str:
+        return (self.cdn_base_url or self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used; the message names the key (env var or TOML path) at fault."""
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    toml_path: str | os.PathLike[str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build ``Settings`` from a TOML file (``MEDIASVC_CONFIG`` or ``toml_path``), then env vars, then overrides."""
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    toml_path = toml_path or env.get(f"{ENV_PREFIX}CONFIG")
+    if toml_path:
+        try:
+            raw = tomllib.loads(Path(toml_path).read_text())
+        except FileNotFoundError as exc:
+            raise SettingsError(f"{ENV_PREFIX}CONFIG: file not found: {toml_path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{toml_path}: invalid TOML: {exc}") from exc
+    for key, value in env.items():
+        if key.startswith(ENV_PREFIX) and key != f"{ENV_PREFIX}CONFIG":
+            path = key[len(ENV_PREFIX) :].lower().split("__")
+            _set_path(raw, path, _env_value(path, value, key))
+    for key, value in overrides.items():
+        if value is not None:
+            _set_path(raw, key.split("."), value)
+    raw["profiles"] = _merge_profiles(raw.get("profiles"))
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_name_the_key(str(exc))) from exc
+    _check(settings)
+    return settings
+
+
+def ensure_secret_key(settings: Settings) -> Settings:
+    """Return settings with a secret key: the configured one, or one kept in ``<data_dir>/secret_key``."""
+    if settings.secret_key:
+        return settings
+    path = Path(settings.data_dir) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return msgspec.structs.replace(settings, secret_key=path.read_text().strip())
+
+
+def _merge_profiles(configured: Any) -> Any:
+    """Configured profiles extend the defaults; a configured key overrides only the fields it names."""
+    merged: dict[str, Any] = msgspec.to_builtins(DEFAULT_PROFILES)
+    if not isinstance(configured, dict):
+        return configured if configured is not None else merged
+    for name, fields in configured.items():
+        merged[name] = {**merged.get(name, {}), **fields} if isinstance(fields, dict) else fields
+    return merged
+
+
+def _set_path(raw: dict[str, Any], path: list[str], value: Any) -> None:
+    node = raw
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise SettingsError(f"{ENV_PREFIX}{'__'.join(path).upper()}: {part!r} is not a section")
+    node[path[-1]] = value
+
+
+def _env_value(path: list[str], value: str, key: str) -> Any:
+    stripped = value.strip()
+    if stripped[:1] in "[{":
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise SettingsError(f"{key}: invalid JSON: {exc}") from exc
+    if _is_list_field(path):
+        return [item.strip() for item in stripped.split(",") if item.strip()]
+    return value
+
+
+def _is_list_field(path: list[str]) -> bool:
+    info: Any = msgspec.inspect.type_info(Settings)
+    for part in path:
+        if not isinstance(info, msgspec.inspect.StructType):
+            return False
+        match = [f for f in info.fields if f.name == part]
+        if not match:
+            return False
+        info = match[0].type
+    return isinstance(info, (msgspec.inspect.ListType, msgspec.inspect.SetType))
+
+
+def _name_the_key(message: str) -> str:
+    """Turn msgspec's ``- at `$.storage.port``` into the env var a person would set."""
+    if "at `$." in message:
+        detail, _, where = message.rpartition(" - at `$.")
+        path = where.rstrip("`").replace("[", ".").replace("]", "").replace("'", "").replace('"', "")
+        env_name = ENV_PREFIX + "__".join(path.split(".")).upper()
+        return f"{env_name} (settings key '{path}'): {detail}"
+    return f"settings: {message}"
+
+
+def _check(settings: Settings) -> None:
+    if not (1 <= settings.port <= 65535):
+        raise SettingsError(f"{ENV_PREFIX}PORT (settings key 'port'): must be 1-65535, got {settings.port}")
+    if not settings.database_url.startswith(("postgres://", "postgresql://")):
+        raise SettingsError(
+            f"{ENV_PREFIX}DATABASE_URL (settings key 'database_url'): must be a postgresql:// URL, "
+            f"got {settings.database_url!r}"
+        )
+    if settings.queue.url and not settings.queue.url.startswith(("redis://", "rediss://", "postgres")):
+        raise SettingsError(
+            f"{ENV_PREFIX}QUEUE__URL (settings key 'queue.url'): must be redis:// or postgresql://, "
+            f"got {settings.queue.url!r}"
+        )
+    for name, profile in settings.profiles.items():
+        if profile.max_bytes <= 0:
+            raise SettingsError(f"profiles.{name}.max_bytes: must be positive, got {profile.max_bytes}")
+        if not profile.formats:
+            raise SettingsError(f"profiles.{name}.formats: a profile must allow at least one format")

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from saq import CronJob, Queue
 
+from server.contracts import StorageBackend
 from server.database import bind_tables, close_pool, engine_for, open_pool
 from server.metrics import Metrics
 from server.plugins import PluginHost
@@ -51,11 +52,13 @@ def _instrument(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def worker_settings(settings: Settings | None = None, *, queue: Queue | None = None,
                     host: PluginHost | None = None, metrics: Metrics | None = None,
-                    engine: Any = None) -> dict[str, Any]:
-    """Everything ``saq.Worker`` needs. Given an ``engine`` (the in-app worker), it shares the app's pool."""
+                    engine: Any = None, storage: StorageBackend | None = None) -> dict[str, Any]:
+    """Everything ``saq.Worker`` needs. Given an ``engine`` and ``storage`` (the in-app worker), it shares the
+    app's database pool and storage backend."""
     settings = ensure_secret_key(settings or load_settings())
-    host = host or PluginHost(settings)
-    host.validate()
+    if host is None:  # a host handed in was validated by its owner (the app)
+        host = PluginHost(settings)
+        host.validate()
     queue = queue or create_queue(settings)
     metrics = metrics or Metrics()
     wrapped = {name: _instrument(name, fn) for name, fn in host.jobs.items()}
@@ -74,7 +77,8 @@ def worker_settings(settings: Settings | None = None, *, queue: Queue | None = N
             bind_tables(own_engine, CORE_TABLES)
             await open_pool(own_engine, max_size=max(2, settings.queue.concurrency + 1))
             ctx["own_engine"] = own_engine
-        ctx.update(settings=settings, host=host, queue=queue, storage=host.create_storage(), metrics=metrics)
+        ctx.update(settings=settings, host=host, queue=queue, storage=storage or host.create_storage(),
+                   metrics=metrics)
         for result in host.hook.startup(app=None):
             if inspect.isawaitable(result):
                 await result
@@ -84,7 +88,7 @@ def worker_settings(settings: Settings | None = None, *, queue: Queue | None = N
         for result in host.hook.shutdown(app=None):
             if inspect.isawaitable(result):
                 await result
-        if "storage" in ctx:
+        if storage is None and "storage" in ctx:
             await ctx["storage"].close()
         if "own_engine" in ctx:
             await close_pool(ctx["own_engine"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -36,9 +37,10 @@ log = logging.getLogger("mediasvc.app")
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(settings: Settings | None = None, *, extra_plugins: Sequence[object] = ()) -> Litestar:
+    """Build the app. ``extra_plugins`` are registered beside the entry-point plugins (tests, embedding)."""
     settings = ensure_secret_key(settings or load_settings())
-    host = _configure_plugins(settings)
+    host = _configure_plugins(settings, extra_plugins)
     services = _configure_services(settings, host)
     return Litestar(
         route_handlers=_configure_routes(settings, host),
@@ -49,13 +51,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[_lifespan],
         openapi_config=_configure_openapi(),
         state=State({"services": services}),
+        logging_config=None,  # logging is configured once by the CLI (JSON lines with request ids)
         request_max_body_size=settings.max_json_body_bytes,
         debug=False,
     )
 
 
-def _configure_plugins(settings: Settings) -> PluginHost:
-    host = PluginHost(settings)
+def _configure_plugins(settings: Settings, extra_plugins: Sequence[object]) -> PluginHost:
+    host = PluginHost(settings, extra_plugins)
     host.validate()
     return host
 
@@ -122,7 +125,8 @@ async def _start_in_app_worker(services: Services) -> asyncio.Task[None]:
     from jobs.worker import worker_settings
 
     options = worker_settings(services.settings, queue=services.queue, host=services.host,
-                              metrics=services.metrics, engine=services.engine)
+                              metrics=services.metrics, engine=services.engine, storage=services.storage)
     services.worker = Worker(**options)
+    services.worker.SIGNALS = []  # the server owns SIGINT/SIGTERM; SAQ would take them over and stop only itself
     log.info("worker running inside the API process")
     return asyncio.create_task(services.worker.start())

@@ -86,7 +86,7 @@ def dev(ctx: click.Context, host: str | None, port: int | None, data_dir: str | 
     done()
     os.environ["MEDIASVC_DATABASE_URL"] = database_url
     settings = _settings(ctx, host=host, port=port, data_dir=str(data), database_url=database_url,
-                         environment="development", run_worker_in_app=True, log_format="text")
+                         run_worker_in_app=True, log_format="text")
     settings = ensure_secret_key(settings)
     done = _step("applying migrations")
     asyncio.run(_migrate_quietly(settings))

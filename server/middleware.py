@@ -42,8 +42,10 @@ def observability_middleware(app: ASGIApp) -> ASGIApp:
             try:
                 await app(scope, receive, send_with_id)
             finally:
-                span.set_attribute("http.response.status_code", status)
                 route = _route_of(scope)
+                span.set_attribute("http.response.status_code", status)
+                span.set_attribute("http.route", route)
+                span.update_name(f"{method} {route}")
                 services: Any = scope["app"].state.get("services") if "app" in scope else None
                 if services is not None:
                     services.metrics.http_requests.labels(method=method, route=route, status=str(status)).inc()
@@ -53,6 +55,5 @@ def observability_middleware(app: ASGIApp) -> ASGIApp:
 
 
 def _route_of(scope: Scope) -> str:
-    handler = scope.get("route_handler")
-    paths = getattr(handler, "paths", None)
-    return sorted(paths)[0] if paths else "unmatched"
+    # the route's template (/api/v1/assets/{asset_id:uuid}), never the raw path: labels must stay few
+    return scope.get("path_template") or "unmatched"

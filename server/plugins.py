@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -38,7 +39,8 @@ class PluginInfo(msgspec.Struct, frozen=True):
     blocked: bool = False
 
 
-def build_plugin_manager(settings: Settings) -> pluggy.PluginManager:
+def build_plugin_manager(settings: Settings, extra_plugins: Sequence[object] = ()) -> pluggy.PluginManager:
+    """Core hooks, then entry points, then ``extra_plugins`` (objects or modules; tests and embedding apps)."""
     pm = pluggy.PluginManager("mediasvc")
     pm.add_hookspecs(hookspecs)
     for name in settings.blocked_plugins:
@@ -49,10 +51,13 @@ def build_plugin_manager(settings: Settings) -> pluggy.PluginManager:
         pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     except Exception as exc:  # an entry point whose import fails: name it instead of a bare traceback
         raise ConfigurationError(f"A mediasvc plugin failed to import: {exc!r}") from exc
+    for plugin in extra_plugins:
+        pm.register(plugin)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise ConfigurationError(f"Plugin {exc.plugin_name!r} implements an unknown hook: {exc}") from exc
+        name = pm.get_name(exc.plugin) or repr(exc.plugin)
+        raise ConfigurationError(f"Plugin {name!r} implements an unknown hook: {exc}") from exc
     if settings.trace_hooks:
         trace_log = logging.getLogger("mediasvc.hooks")
         pm.trace.root.setwriter(lambda message: trace_log.info(message.rstrip()))
@@ -67,9 +72,9 @@ def _flatten(results: list[list[Any] | None]) -> list[Any]:
 class PluginHost:
     """What the rest of the core asks of plugins, with the checks done once."""
 
-    def __init__(self, settings: Settings, pm: pluggy.PluginManager | None = None) -> None:
+    def __init__(self, settings: Settings, extra_plugins: Sequence[object] = ()) -> None:
         self.settings = settings
-        self.pm = pm or build_plugin_manager(settings)
+        self.pm = build_plugin_manager(settings, extra_plugins)
         self.hook = self.pm.hook
 
     # --- checks made at start-up -----------------------------------------------------------------------------

@@ -66,7 +66,6 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     base_url: str = ""  # public URL of this service, e.g. https://media.example.com
     cdn_base_url: str = ""  # used instead of base_url in every public media URL the API returns
     secret_key: str = ""  # signs URLs and tokens; generated into <data_dir>/secret_key when empty
-    environment: Literal["development", "production", "test"] = "production"
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
     blocked_plugins: list[str] = []

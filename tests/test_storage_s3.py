@@ -17,7 +17,7 @@ from mediasvc_storage.object_stores import AzureBackend, GCSBackend, S3Backend
 from obstore.exceptions import PermissionDeniedError
 
 from server.errors import BadRequest, ConfigurationError, NotFound, ServiceUnavailable
-from server.settings import load_settings
+from server.settings import Settings, load_settings
 from tests.s3_server import S3Server, s3_server  # noqa: F401 (the fixture)
 
 MiB = 1024 * 1024
@@ -105,7 +105,8 @@ async def test_list_head_delete(s3: S3Backend, prefix: str) -> None:
     for key, size in sizes.items():
         await s3.put(key, os.urandom(size))
     assert {i.key: i.size async for i in s3.list(prefix)} == sizes
-    assert {i.key async for i in s3.list(f"{prefix}/video/a")} == {f"{prefix}/video/a/x", f"{prefix}/video/ab/y"}
+    expected = {f"{prefix}/video/a/x", f"{prefix}/video/ab/y"}
+    assert {i.key async for i in s3.list(f"{prefix}/video/a")} == expected
     assert {i.key async for i in s3.list(f"{prefix}/video/a/")} == {f"{prefix}/video/a/x"}
     head = await s3.head(f"{prefix}/image/z")
     assert head is not None and head.size == 3 and head.etag and head.last_modified is not None
@@ -150,7 +151,9 @@ async def test_presigned_get(s3: S3Backend, prefix: str, http: httpx.AsyncClient
     assert ranged.status_code == 206 and ranged.content == data[10:20]
 
 
-async def test_tampered_presigned_urls_are_refused(s3: S3Backend, prefix: str, http: httpx.AsyncClient) -> None:
+async def test_tampered_presigned_urls_are_refused(
+    s3: S3Backend, prefix: str, http: httpx.AsyncClient
+) -> None:
     await s3.put(f"{prefix}/a", b"secret a")
     await s3.put(f"{prefix}/b", b"secret b")
     url = await s3.presign(f"{prefix}/a", expires_in=60)
@@ -230,13 +233,14 @@ async def test_check_times_out_on_an_unreachable_endpoint(s3_server: S3Server) -
 # --- settings errors (no server needed) ---------------------------------------------------------------------
 
 
-def settings_for(**storage: object) -> object:
+def settings_for(**storage: object) -> Settings:
     return load_settings(env={}, secret_key="x", **{f"storage.{k}": v for k, v in storage.items()})
 
 
 @pytest.mark.parametrize("backend_cls", [S3Backend, GCSBackend, AzureBackend])
 def test_bucket_is_required(backend_cls: type) -> None:
-    with pytest.raises(ConfigurationError, match=f"MEDIASVC_STORAGE__BUCKET is required for the {backend_cls.name}"):
+    expected = f"MEDIASVC_STORAGE__BUCKET is required for the {backend_cls.name} backend"
+    with pytest.raises(ConfigurationError, match=expected):
         backend_cls.from_settings(settings_for(backend=backend_cls.name))
 
 

@@ -16,8 +16,9 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 
 from server import events
 from server.asset_jobs import PURGE_JOB
-from server.auth import Principal, PrincipalDep
+from server.auth import PrincipalDep
 from server.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from server.queue import enqueue_job
 from server.schemas import Asset, AssetCreate, AssetStatus, Page
 from server.services import ServicesDep
 from server.storage_keys import original_key
@@ -142,7 +143,7 @@ class AssetController(Controller):
             ).where(AssetRow.id == asset_id)
             await events.emit(events.MEDIA_DELETED, {"asset_id": str(asset_id), "profile": row["profile"],
                                                      "kind": row["kind"]}, tenant_id=principal.tenant_id)
-        await services.queue.enqueue(PURGE_JOB, asset_id=str(asset_id), timeout=600, retries=3, retry_backoff=True)
+        await enqueue_job(services.queue, services.settings, PURGE_JOB, asset_id=str(asset_id))
         await events.kick(services.queue)
         return await self._fetch(asset_id, principal, include_deleted=True)
 

@@ -8,13 +8,14 @@ from typing import Any, Awaitable, Callable
 
 from litestar import Controller, Response, get
 
-from server.auth import Principal, PrincipalDep
+from server.auth import PrincipalDep
 from server.database import check_database
 from server.errors import ServiceUnavailable, error_body
 from server.queue import queue_depth
 from server.schemas import BucketStats, Health, HealthCheck, Stats, StorageStats
 from server.services import ServicesDep
 from server.tables import Asset, RecordingSession
+from server.timeouts import within
 
 CHECK_TIMEOUT = 2.0
 
@@ -22,7 +23,7 @@ CHECK_TIMEOUT = 2.0
 async def _timed(check: Callable[[], Awaitable[Any]]) -> HealthCheck:
     started = time.perf_counter()
     try:
-        await asyncio.wait_for(check(), timeout=CHECK_TIMEOUT)
+        await within(check(), CHECK_TIMEOUT)
     except Exception as exc:  # a health check reports every failure, it never raises
         detail = exc.details.get("reason", "") if isinstance(exc, ServiceUnavailable) else type(exc).__name__
         return HealthCheck(ok=False, latency_ms=round((time.perf_counter() - started) * 1000, 1),

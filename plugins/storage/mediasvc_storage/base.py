@@ -1,8 +1,9 @@
-"""One ``StorageBackend`` over any obstore store; backends differ only in how they build the store and sign URLs."""
+"""One ``StorageBackend`` over any obstore store; subclasses only build the store and sign URLs."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -65,6 +66,7 @@ class ObstoreBackend(StorageBackend):
             for chunk in first_part:
                 size += len(chunk)
                 yield chunk
+            first_part.clear()  # let the buffered first part go once it is handed over
             async for chunk in chunks:
                 size += len(chunk)
                 yield chunk
@@ -75,7 +77,7 @@ class ObstoreBackend(StorageBackend):
         )
         return ObjectInfo(key=key, size=size, etag=result.get("e_tag"))
 
-    async def _put_buffer(self, key: str, data: bytes | bytearray | memoryview, attributes: Any) -> ObjectInfo:
+    async def _put_buffer(self, key: str, data: Any, attributes: Any | None) -> ObjectInfo:
         size = memoryview(data).nbytes
         result = await obstore.put_async(
             self.store, key, data, attributes=attributes, use_multipart=size > self.part_size,
@@ -85,10 +87,8 @@ class ObstoreBackend(StorageBackend):
 
     async def delete(self, key: str) -> None:
         key = self.validate_key(key)
-        try:
+        with contextlib.suppress(*MISSING):
             await obstore.delete_async(self.store, key)
-        except MISSING:
-            pass
 
     # --- reading -------------------------------------------------------------------------------------------
 

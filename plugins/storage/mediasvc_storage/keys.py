@@ -1,4 +1,4 @@
-"""Storage key rules shared by every backend: relative, '/'-separated, nothing that can escape or confuse a path."""
+"""Storage key rules for every backend: relative, '/'-separated, nothing that can escape or confuse a path."""
 
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ class LocalBackend(ObstoreBackend):
         try:
             root = Path(configured).expanduser().resolve()
         except (OSError, RuntimeError) as exc:
-            raise ConfigurationError(f"MEDIASVC_STORAGE__ROOT: unusable directory {configured!r}: {exc}") from exc
+            raise ConfigurationError(f"MEDIASVC_STORAGE__ROOT: unusable path {configured!r}: {exc}") from exc
         if root.exists() and not root.is_dir():
             raise ConfigurationError(f"MEDIASVC_STORAGE__ROOT: {str(root)!r} exists and is not a directory")
         return cls(root, settings)

@@ -53,7 +53,9 @@ class S3Backend(SignedObjectStoreBackend):
                 "(leave both empty to use the AWS environment or instance role)"
             )
         _check_endpoint(storage)
-        config: dict[str, Any] = {"region": storage.region, "virtual_hosted_style_request": not storage.path_style}
+        config: dict[str, Any] = {
+            "region": storage.region, "virtual_hosted_style_request": not storage.path_style,
+        }
         if storage.endpoint:
             config["endpoint"] = storage.endpoint
         if storage.access_key_id:

@@ -1,0 +1,188 @@
+"""One test per hook spec: a plugin implementing it changes what the app or worker does."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+import pytest
+from litestar import get
+from mediasvc_storage.local import MemoryBackend
+from saq import CronJob
+
+from jobs.worker import worker_settings
+from server.app import create_app
+from server.contracts import MenuLink, Panel
+from server.errors import ConfigurationError
+from server.hookspecs import hookimpl
+from server.plugins import PluginHost
+from tests.conftest import serve_in_process
+
+
+class ScratchBackend(MemoryBackend):
+    name = "scratch"
+
+
+async def scratch_task(ctx, **kwargs):
+    return {"ok": True}
+
+
+class PluginWithEverything:
+    """Implements every hook; each test looks at the one it names."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    @hookimpl
+    def register_storage_backends(self):
+        return [ScratchBackend]
+
+    @hookimpl
+    def register_processors(self, settings):
+        class Upper:
+            name = "upper"
+            kinds = frozenset({"document"})
+            timeout_seconds = 5
+
+            async def run(self, ctx):
+                return []
+
+        return [Upper()]
+
+    @hookimpl
+    def register_event_sinks(self, settings):
+        class Nowhere:
+            name = "nowhere"
+
+            def accepts(self, event_type):
+                return event_type == "media.deleted"
+
+            async def deliver(self, event):
+                return None
+
+        return [Nowhere()]
+
+    @hookimpl
+    def register_routes(self, settings):
+        @get("/plugin-hello", opt={"public": True})
+        async def hello() -> dict[str, str]:
+            return {"hello": settings.queue.name}
+
+        return [hello]
+
+    @hookimpl
+    def register_jobs(self):
+        return [("scratch.task", scratch_task)]
+
+    @hookimpl
+    def register_cron_jobs(self):
+        return [CronJob(scratch_task, cron="*/5 * * * *", timeout=30)]
+
+    @hookimpl
+    def register_settings(self):
+        class ScratchSettings(msgspec.Struct):
+            greeting: str = "hi"
+            times: int = 1
+
+        return [("scratch", ScratchSettings)]
+
+    @hookimpl
+    def piccolo_apps(self):
+        return ["tests.scratch_piccolo_app"]
+
+    @hookimpl
+    def dashboard_panels(self, request):
+        return [Panel(title="Scratch", template="scratch.html", context={"n": 1})]
+
+    @hookimpl
+    def menu_links(self, request):
+        return [MenuLink(label="Scratch", href="/scratch")]
+
+    @hookimpl
+    def startup(self, app):
+        async def started():
+            self.calls.append(f"startup:{app is not None}")
+
+        return started()
+
+    @hookimpl
+    def shutdown(self, app):
+        self.calls.append(f"shutdown:{app is not None}")
+
+
+def host_with(settings, plugin=None):
+    return PluginHost(settings, [plugin or PluginWithEverything()])
+
+
+def test_hook_register_storage_backends(make_settings):
+    host = host_with(make_settings(**{"storage.backend": "scratch"}))
+    assert isinstance(host.create_storage(), ScratchBackend)
+    assert {"local", "memory", "s3", "gcs", "azure", "scratch"} <= set(host.storage_backend_classes)
+
+
+def test_hook_register_processors(settings):
+    assert host_with(settings).processors["upper"].kinds == frozenset({"document"})
+
+
+def test_hook_register_event_sinks(settings):
+    sinks = host_with(settings).event_sinks
+    assert sinks["nowhere"].accepts("media.deleted") and not sinks["nowhere"].accepts("media.uploaded")
+    assert "log" in sinks  # the built-in log sink plugin is there too
+
+
+async def test_hook_register_routes(make_settings):
+    app = create_app(make_settings(**{"queue.name": "routes-q"}), extra_plugins=[PluginWithEverything()])
+    async with serve_in_process(app) as http:
+        response = await http.get("/plugin-hello")
+    assert response.json() == {"hello": "routes-q"}
+
+
+def test_hook_register_jobs(settings):
+    options = worker_settings(settings, host=host_with(settings))
+    names = [name for name, _ in options["functions"]]
+    assert "scratch.task" in names and "events.dispatch" in names
+
+
+def test_hook_register_cron_jobs(settings):
+    options = worker_settings(settings, host=host_with(settings))
+    cron_names = {cron.function.__qualname__ for cron in options["cron_jobs"]}
+    assert "scratch.task" in cron_names  # cron jobs run under their namespaced job name
+
+
+def test_hook_register_settings(make_settings):
+    host = host_with(make_settings(plugins={"scratch": {"greeting": "hello", "times": "3"}}))
+    assert host.plugin_settings["scratch"].greeting == "hello"
+    assert host.plugin_settings["scratch"].times == 3
+    bad = host_with(make_settings(plugins={"scratch": {"times": "many"}}))
+    with pytest.raises(ConfigurationError, match=r"plugins\.scratch"):
+        bad.validate()
+
+
+def test_hook_piccolo_apps(settings):
+    assert "tests.scratch_piccolo_app" in host_with(settings).piccolo_apps()
+
+
+def test_hook_dashboard_panels(settings):
+    panels = [p for result in host_with(settings).hook.dashboard_panels(request=None) for p in result]
+    assert [p.title for p in panels] == ["Scratch"]
+
+
+def test_hook_menu_links(settings):
+    links = [link for result in host_with(settings).hook.menu_links(request=None) for link in result]
+    assert ("Scratch", "/scratch") in [(link.label, link.href) for link in links]
+
+
+async def test_hook_startup(make_settings):
+    plugin = PluginWithEverything()
+    app = create_app(make_settings(**{"queue.name": f"s-{uuid.uuid4().hex[:6]}"}), extra_plugins=[plugin])
+    async with serve_in_process(app):
+        assert plugin.calls == ["startup:True"]  # awaited: the returned coroutine ran
+
+
+async def test_hook_shutdown(make_settings):
+    plugin = PluginWithEverything()
+    app = create_app(make_settings(**{"queue.name": f"s-{uuid.uuid4().hex[:6]}"}), extra_plugins=[plugin])
+    async with serve_in_process(app):
+        pass
+    assert plugin.calls == ["startup:True", "shutdown:True"]
+

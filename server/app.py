@@ -19,8 +19,12 @@ from litestar.static_files import create_static_files_router
 
 from server import __version__
 from server.api.assets import AssetController
+from server.api.devices import DeviceController
 from server.api.ops import OpsController, StatsController
 from server.api.plugins import PluginController
+from server.api.sessions import SessionController
+from server.api.tus import TusController
+from server.api.uploads import PUBLIC_UPLOAD_ROUTES, UploadController
 from server.auth import api_key_guard, provide_principal
 from server.database import bind_tables, close_pool, engine_for, open_pool
 from server.errors import exception_handler
@@ -74,9 +78,10 @@ def _configure_routes(settings: Settings, host: PluginHost) -> list[Any]:
     api = Router(
         path="/api/v1",
         guards=[api_key_guard],
-        route_handlers=[AssetController, StatsController, PluginController],
+        route_handlers=[AssetController, StatsController, PluginController, SessionController, DeviceController,
+                        TusController, UploadController],
     )
-    routes: list[Any] = [api, OpsController, *host.routes()]
+    routes: list[Any] = [api, OpsController, *PUBLIC_UPLOAD_ROUTES, *host.routes()]
     static_dir = WEB_DIR / "static"
     if static_dir.is_dir():
         routes.append(create_static_files_router(path="/static", directories=[static_dir], name="static",

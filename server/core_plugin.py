@@ -9,11 +9,12 @@ from saq import CronJob
 from server.asset_jobs import PURGE_JOB, purge_storage
 from server.events import DISPATCH_JOB, dispatch_events
 from server.hookspecs import hookimpl
+from server.processing import RUN_STEP_JOB, run_step
 
 
 @hookimpl
 def register_jobs() -> list[tuple[str, Callable[..., Any]]]:
-    return [(DISPATCH_JOB, dispatch_events), (PURGE_JOB, purge_storage)]
+    return [(DISPATCH_JOB, dispatch_events), (PURGE_JOB, purge_storage), (RUN_STEP_JOB, run_step)]
 
 
 @hookimpl

@@ -10,7 +10,7 @@ import msgspec
 
 T = TypeVar("T")
 
-AssetStatus = Literal["pending", "uploading", "processing", "ready", "failed", "deleted"]
+AssetStatus = Literal["pending", "uploading", "uploaded", "processing", "ready", "failed", "deleted"]
 
 
 class AssetCreate(msgspec.Struct, forbid_unknown_fields=True):

@@ -50,7 +50,7 @@ class Asset(Table, tablename="assets"):
     sha256 = Varchar(length=64, default="")
     bucket = Varchar(length=100, default="")
     storage_key = Text(default="")
-    status = Varchar(length=20, default="pending")  # pending uploading processing ready failed deleted
+    status = Varchar(length=20, default="pending")  # pending uploading uploaded processing ready failed deleted
     metadata = JSONB(default={})
     error = Text(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())

@@ -1,0 +1,7 @@
+"""(being written)"""
+
+from litestar import Controller
+
+
+class DeviceController(Controller):
+    path = "/devices"

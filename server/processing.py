@@ -1,0 +1,204 @@
+"""Processing: a profile's steps run one after another as SAQ jobs, mirrored in `processing_jobs` rows.
+
+``schedule_processing`` creates a row per step (``skipped`` when no processor is installed) and enqueues the first
+runnable one; ``run_step`` (the ``processing.run_step`` job) runs a processor, replaces its renditions atomically,
+and enqueues the next step. A ``PermanentProcessingError`` fails the step at once; anything else is retried with
+exponential backoff until the attempts run out. The asset ends ``ready`` or ``failed`` with a reason, and
+`media.processed` / `media.processing_failed` is emitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from server import events
+from server.contracts import RenditionOut
+from server.queue import enqueue_job
+from server.tables import Asset, ProcessingJob, Rendition
+
+if TYPE_CHECKING:
+    from saq import Queue
+
+    from server.plugins import PluginHost
+    from server.settings import Settings
+
+log = logging.getLogger("mediasvc.processing")
+
+RUN_STEP_JOB = "processing.run_step"
+TERMINAL = ("succeeded", "failed", "skipped")
+
+
+class PermanentProcessingError(Exception):
+    """Input that can never succeed (corrupt, disguised, over a limit): fail once, never retry."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def schedule_processing(queue: Queue, settings: Settings, host: PluginHost, asset_id: UUID,
+                              steps: list[str] | None = None) -> list[UUID]:
+    """Create job rows for the profile's steps (or ``steps``) and start the first. Returns the job ids."""
+    asset = await Asset.select(Asset.profile, Asset.kind).where(Asset.id == asset_id).first()
+    profile = settings.profiles[asset["profile"]]
+    rows = []
+    for step in steps if steps is not None else profile.steps:
+        processor = host.processors.get(step)
+        if processor is None:
+            rows.append(ProcessingJob(asset=asset_id, step=step, status="skipped",
+                                      error=f"no processor {step!r} is installed", completed_at=_now()))
+        elif asset["kind"] not in processor.kinds:
+            rows.append(ProcessingJob(asset=asset_id, step=step, status="skipped",
+                                      error=f"processor {step!r} does not accept {asset['kind']}",
+                                      completed_at=_now()))
+        else:
+            rows.append(ProcessingJob(asset=asset_id, step=step, status="queued"))
+    if rows:
+        await ProcessingJob.insert(*rows)
+    await _start_next(queue, settings, host, asset_id)
+    return [row.id for row in rows]
+
+
+async def _start_next(queue: Queue, settings: Settings, host: PluginHost, asset_id: UUID) -> None:
+    pending = await ProcessingJob.select(ProcessingJob.id, ProcessingJob.step).where(
+        ProcessingJob.asset == asset_id, ProcessingJob.status == "queued"
+    ).order_by(ProcessingJob.created_at).first()
+    if pending is None:
+        await _finish_asset(asset_id)
+        return
+    await Asset.update({Asset.status: "processing", Asset.updated_at: _now()}).where(
+        Asset.id == asset_id, Asset.status.is_in(["uploaded", "ready", "failed", "processing"])
+    )
+    processor = host.processors[pending["step"]]
+    await enqueue_job(queue, settings, RUN_STEP_JOB, job_id=str(pending["id"]),
+                      timeout=getattr(processor, "timeout_seconds", settings.queue.default_timeout_seconds),
+                      heartbeat=settings.queue.heartbeat_seconds, key=f"step:{pending['id']}")
+
+
+async def _finish_asset(asset_id: UUID) -> None:
+    """All steps are terminal: the asset is ready, or failed naming the failed steps."""
+    jobs = await ProcessingJob.select(ProcessingJob.step, ProcessingJob.status, ProcessingJob.error).where(
+        ProcessingJob.asset == asset_id)
+    failed = [j for j in jobs if j["status"] == "failed"]
+    asset = await Asset.select(Asset.tenant, Asset.status, Asset.profile).where(Asset.id == asset_id).first()
+    if asset is None or asset["status"] == "deleted":
+        return
+    reason = "; ".join(f"{j['step']}: {j['error']}" for j in failed) or None
+    async with Asset._meta.db.transaction():
+        await Asset.update({Asset.status: "failed" if failed else "ready", Asset.error: reason,
+                            Asset.updated_at: _now()}).where(Asset.id == asset_id)
+        data = {"asset_id": str(asset_id), "profile": asset["profile"],
+                "steps": {j["step"]: j["status"] for j in jobs}}
+        if failed:
+            await events.emit(events.MEDIA_PROCESSING_FAILED, {**data, "error": reason}, tenant_id=asset["tenant"])
+        else:
+            await events.emit(events.MEDIA_PROCESSED, data, tenant_id=asset["tenant"])
+
+
+class StepContext:
+    """What a processor sees (``server.contracts.ProcessorContext``)."""
+
+    def __init__(self, asset: dict[str, Any], settings: Settings, storage: Any, job_row_id: UUID,
+                 saq_job: Any) -> None:
+        self.asset_id: UUID = asset["id"]
+        self.asset = asset
+        self.settings = settings
+        self.storage = storage
+        self._job_row_id = job_row_id
+        self._saq_job = saq_job
+        self._last_write = 0.0
+
+    async def progress(self, percent: float, message: str = "") -> None:
+        """Store progress (0-100) at most 4 times a second; it is also the job's heartbeat."""
+        now = time.monotonic()
+        if now - self._last_write < 0.25 and percent < 100:
+            return
+        self._last_write = now
+        percent = max(0.0, min(100.0, percent))
+        await ProcessingJob.update({ProcessingJob.progress: percent}).where(ProcessingJob.id == self._job_row_id)
+        if self._saq_job is not None:
+            await self._saq_job.update(progress=percent / 100)
+
+
+async def _replace_renditions(asset_id: UUID, outputs: list[RenditionOut]) -> None:
+    async with Rendition._meta.db.transaction():
+        for out in outputs:
+            await Rendition.delete().where(Rendition.asset == asset_id, Rendition.kind == out.kind,
+                                           Rendition.name == out.name)
+            await Rendition.insert(Rendition(
+                asset=asset_id, kind=out.kind, name=out.name, storage_key=out.storage_key,
+                content_type=out.content_type, size_bytes=out.size_bytes, width=out.width, height=out.height,
+                duration_seconds=out.duration_seconds, bitrate=out.bitrate, metadata=out.metadata,
+            ))
+
+
+async def run_step(ctx: dict[str, Any], *, job_id: str) -> dict[str, Any]:
+    """The ``processing.run_step`` job."""
+    host: PluginHost = ctx["host"]
+    settings: Settings = ctx["settings"]
+    row_id = UUID(job_id)
+    row = await ProcessingJob.select().where(ProcessingJob.id == row_id).first()
+    if row is None or row["status"] in TERMINAL:
+        return {"skipped": True}
+    asset = await Asset.select().where(Asset.id == row["asset"]).output(load_json=True).first()
+    if asset is None or asset["status"] == "deleted":
+        await ProcessingJob.update({ProcessingJob.status: "skipped", ProcessingJob.error: "asset deleted",
+                                    ProcessingJob.completed_at: _now()}).where(ProcessingJob.id == row_id)
+        return {"skipped": True}
+    processor = host.processors[row["step"]]
+    attempts = row["attempts"] + 1
+    await ProcessingJob.update({ProcessingJob.status: "running", ProcessingJob.attempts: attempts,
+                                ProcessingJob.started_at: _now(), ProcessingJob.error: None}).where(
+        ProcessingJob.id == row_id)
+    step_ctx = StepContext(asset, settings, ctx["storage"], row_id, ctx.get("job"))
+    started = time.perf_counter()
+    try:
+        outputs = await asyncio.wait_for(processor.run(step_ctx), timeout=processor.timeout_seconds)
+    except Exception as exc:
+        return await _step_failed(ctx, row, attempts, exc, time.perf_counter() - started)
+    await _replace_renditions(asset["id"], outputs)
+    if asset.get("metadata") != step_ctx.asset.get("metadata"):
+        await Asset.update({Asset.metadata: step_ctx.asset["metadata"]}).where(Asset.id == asset["id"])
+    await ProcessingJob.update({ProcessingJob.status: "succeeded", ProcessingJob.progress: 100.0,
+                                ProcessingJob.completed_at: _now()}).where(ProcessingJob.id == row_id)
+    _observe(ctx, row["step"], "succeeded", time.perf_counter() - started)
+    await _start_next(ctx["queue"], settings, host, asset["id"])
+    await events.kick(ctx["queue"])
+    return {"renditions": len(outputs)}
+
+
+async def _step_failed(ctx: dict[str, Any], row: dict[str, Any], attempts: int, exc: Exception,
+                       seconds: float) -> dict[str, Any]:
+    settings: Settings = ctx["settings"]
+    permanent = isinstance(exc, PermanentProcessingError)
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, asyncio.TimeoutError):
+        message = f"timed out after {seconds:.0f}s"
+    last_attempt = permanent or attempts >= settings.queue.default_retries
+    _observe(ctx, row["step"], "failed", seconds)
+    if not last_attempt:
+        await ProcessingJob.update({ProcessingJob.status: "queued", ProcessingJob.error: message}).where(
+            ProcessingJob.id == row["id"])
+        log.warning("step %s of asset %s failed (attempt %d), retrying: %s", row["step"], row["asset"], attempts,
+                    message)
+        raise exc  # SAQ retries with exponential backoff
+    await ProcessingJob.update({ProcessingJob.status: "failed", ProcessingJob.error: message,
+                                ProcessingJob.completed_at: _now()}).where(ProcessingJob.id == row["id"])
+    # later steps cannot run on an asset whose step failed: they are skipped, the asset fails with the reason
+    await ProcessingJob.update({ProcessingJob.status: "skipped", ProcessingJob.error: f"after {row['step']} failed",
+                                ProcessingJob.completed_at: _now()}).where(
+        ProcessingJob.asset == row["asset"], ProcessingJob.status == "queued")
+    await _finish_asset(row["asset"])
+    await events.kick(ctx["queue"])
+    return {"failed": message}
+
+
+def _observe(ctx: dict[str, Any], step: str, status: str, seconds: float) -> None:
+    metrics = ctx.get("metrics")
+    if metrics is not None:
+        metrics.processing_duration.labels(step=step, status=status).observe(seconds)

@@ -10,6 +10,8 @@ exponential backoff until the attempts run out. The asset ends ``ready`` or ``fa
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
 import logging
 import time
 from datetime import datetime, timezone
@@ -155,6 +157,7 @@ async def run_step(ctx: dict[str, Any], *, job_id: str) -> dict[str, Any]:
     await ProcessingJob.update({ProcessingJob.status: "running", ProcessingJob.attempts: attempts,
                                 ProcessingJob.started_at: _now(), ProcessingJob.error: None}).where(
         ProcessingJob.id == row_id)
+    metadata_before = copy.deepcopy(asset.get("metadata"))
     step_ctx = StepContext(asset, settings, ctx["storage"], row_id, ctx.get("job"))
     started = time.perf_counter()
     try:
@@ -162,8 +165,10 @@ async def run_step(ctx: dict[str, Any], *, job_id: str) -> dict[str, Any]:
     except Exception as exc:
         return await _step_failed(ctx, row, attempts, exc, time.perf_counter() - started)
     await _replace_renditions(asset["id"], outputs)
-    if asset.get("metadata") != step_ctx.asset.get("metadata"):
-        await Asset.update({Asset.metadata: step_ctx.asset["metadata"]}).where(Asset.id == asset["id"])
+    added = {k: v for k, v in (step_ctx.asset.get("metadata") or {}).items() if (metadata_before or {}).get(k) != v}
+    if added:  # keys a processor added or changed are merged, never a whole-document overwrite
+        await Asset.raw("UPDATE assets SET metadata = metadata || {}::jsonb WHERE id = {}", json.dumps(added),
+                        asset["id"])
     await ProcessingJob.update({ProcessingJob.status: "succeeded", ProcessingJob.progress: 100.0,
                                 ProcessingJob.completed_at: _now()}).where(ProcessingJob.id == row_id)
     _observe(ctx, row["step"], "succeeded", time.perf_counter() - started)

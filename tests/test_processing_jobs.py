@@ -1,0 +1,176 @@
+"""Processing steps as jobs: order, progress, renditions replaced not duplicated, permanent vs transient failures,
+and the asset's final status and event."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+
+import pytest
+
+from server.app import create_app
+from server.auth import get_or_create_tenant
+from server.contracts import RenditionOut
+from server.hookspecs import hookimpl
+from server.ingest.assets import create_uploaded_asset, reserve_key
+from server.processing import PermanentProcessingError, schedule_processing
+from server.tables import Asset, Event, ProcessingJob, Rendition
+from tests.conftest import serve_in_process
+
+PDF = b"%PDF-1.4\n" + b"x" * 5000
+
+
+class Recorder:
+    """Processors for the test profile, recording what ran."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.flaky_failures = 0
+
+    def processors(self):
+        recorder = self
+
+        class WriteThumb:
+            name = "write_thumb"
+            kinds = frozenset({"document"})
+            timeout_seconds = 30
+
+            async def run(self, ctx):
+                recorder.calls.append(self.name)
+                await ctx.progress(50)
+                key = ctx.asset["storage_key"].rsplit("/", 1)[0] + "/thumb.jpg"
+                info = await ctx.storage.put(key, b"\xff\xd8\xff fake jpeg")
+                await ctx.progress(100)
+                return [RenditionOut(kind="thumbnail", name="default", storage_key=key, content_type="image/jpeg",
+                                     size_bytes=info.size, width=320, height=240)]
+
+        class Flaky:
+            name = "flaky"
+            kinds = frozenset({"document"})
+            timeout_seconds = 30
+
+            async def run(self, ctx):
+                recorder.calls.append(self.name)
+                if recorder.flaky_failures > 0:
+                    recorder.flaky_failures -= 1
+                    raise ConnectionError("object store hiccup")
+                return []
+
+        class Corrupt:
+            name = "corrupt"
+            kinds = frozenset({"document"})
+            timeout_seconds = 30
+
+            async def run(self, ctx):
+                recorder.calls.append(self.name)
+                raise PermanentProcessingError("not a PDF after all: no xref table")
+
+        return [WriteThumb(), Flaky(), Corrupt()]
+
+    @hookimpl
+    def register_processors(self, settings):
+        return self.processors()
+
+
+PROFILE = {"kind": "document", "formats": ["pdf"], "max_bytes": 10_000_000, "bucket": "test-docs"}
+
+
+@pytest.fixture
+async def worker_app(make_settings):
+    recorder = Recorder()
+    settings = make_settings(**{
+        "run_worker_in_app": True,
+        "queue.name": f"proc-{uuid.uuid4().hex[:8]}",
+        "queue.default_retries": 3,
+        "profiles": {
+            "doc_ok": {**PROFILE, "steps": ["write_thumb", "flaky", "sample_checksum", "not_installed"]},
+            "doc_bad": {**PROFILE, "steps": ["write_thumb", "corrupt", "flaky"]},
+        },
+    })
+    app = create_app(settings, extra_plugins=[recorder])
+    async with serve_in_process(app):
+        yield app.state.services, recorder
+
+
+async def upload(services, profile: str) -> uuid.UUID:
+    tenant = await get_or_create_tenant(f"proc-{uuid.uuid4().hex[:6]}")
+    asset_id, key = reserve_key("proc", services.settings.profiles[profile], "pdf")
+    await services.storage.put(key, PDF)
+    return await create_uploaded_asset(
+        services, asset_id=asset_id, tenant_id=tenant, profile_name=profile, original_name="cv.pdf",
+        storage_key=key, size_bytes=len(PDF), sha256=hashlib.sha256(PDF).hexdigest(),
+        content_type="application/pdf", method="test")
+
+
+async def wait_for_status(asset_id, statuses=("ready", "failed"), timeout=20.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        row = await Asset.select().where(Asset.id == asset_id).first()
+        if row["status"] in statuses:
+            return row
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"asset still {row['status']}")
+
+
+async def jobs_of(asset_id):
+    rows = await ProcessingJob.select().where(ProcessingJob.asset == asset_id).order_by(ProcessingJob.created_at)
+    return {row["step"]: row for row in rows}
+
+
+async def test_steps_run_in_order_with_retries_and_the_asset_becomes_ready(worker_app):
+    services, recorder = worker_app
+    recorder.flaky_failures = 1  # a transient error: retried with backoff
+    asset_id = await upload(services, "doc_ok")
+    asset = await wait_for_status(asset_id)
+    assert asset["status"] == "ready", asset["error"]
+    assert recorder.calls == ["write_thumb", "flaky", "flaky"]
+    jobs = await jobs_of(asset_id)
+    assert jobs["write_thumb"]["status"] == "succeeded" and jobs["write_thumb"]["progress"] == 100
+    assert jobs["flaky"]["status"] == "succeeded" and jobs["flaky"]["attempts"] == 2
+    assert jobs["sample_checksum"]["status"] == "succeeded"  # the third-party plugin's processor ran too
+    assert jobs["not_installed"]["status"] == "skipped"
+    assert "no processor 'not_installed'" in jobs["not_installed"]["error"]
+    metadata = (await Asset.select(Asset.metadata).where(Asset.id == asset_id).output(load_json=True).first())
+    assert metadata["metadata"]["sample_checksum"]["sha256"] == hashlib.sha256(PDF).hexdigest()
+    renditions = await Rendition.select().where(Rendition.asset == asset_id)
+    assert [(r["kind"], r["name"], r["width"]) for r in renditions] == [("thumbnail", "default", 320)]
+    events = await Event.raw("SELECT type FROM events WHERE payload->>'asset_id' = {}", str(asset_id))
+    assert [e["type"] for e in events] == ["media.uploaded", "media.processed"]
+
+
+async def test_reprocessing_replaces_renditions_instead_of_duplicating(worker_app):
+    services, recorder = worker_app
+    asset_id = await upload(services, "doc_ok")
+    await wait_for_status(asset_id)
+    await schedule_processing(services.queue, services.settings, services.host, asset_id, steps=["write_thumb"])
+    await asyncio.sleep(0.2)
+    await wait_for_status(asset_id)
+    renditions = await Rendition.select().where(Rendition.asset == asset_id)
+    assert len(renditions) == 1
+    assert recorder.calls.count("write_thumb") == 2
+
+
+async def test_permanent_failure_fails_once_with_a_reason(worker_app):
+    services, recorder = worker_app
+    asset_id = await upload(services, "doc_bad")
+    asset = await wait_for_status(asset_id)
+    assert asset["status"] == "failed"
+    assert "corrupt: not a PDF after all" in asset["error"]
+    jobs = await jobs_of(asset_id)
+    assert jobs["corrupt"]["attempts"] == 1  # no retry loop for input that can never succeed
+    assert jobs["flaky"]["status"] == "skipped"  # later steps do not run on a failed asset
+    assert recorder.calls == ["write_thumb", "corrupt"]
+    events = await Event.raw("SELECT type, payload FROM events WHERE payload->>'asset_id' = {}", str(asset_id))
+    assert [e["type"] for e in events] == ["media.uploaded", "media.processing_failed"]
+
+
+async def test_transient_failures_give_up_after_the_configured_attempts(worker_app):
+    services, recorder = worker_app
+    recorder.flaky_failures = 10
+    asset_id = await upload(services, "doc_ok")
+    asset = await wait_for_status(asset_id, timeout=30)
+    assert asset["status"] == "failed"
+    jobs = await jobs_of(asset_id)
+    assert jobs["flaky"]["attempts"] == 3
+    assert "object store hiccup" in jobs["flaky"]["error"]

@@ -83,3 +83,42 @@ class PluginOut(msgspec.Struct):
     hooks: list[str]
     source: str
     blocked: bool
+
+
+class StepStatus(msgspec.Struct):
+    step: str
+    status: Literal["queued", "running", "succeeded", "failed", "skipped"]
+    progress: float
+    attempts: int
+    error: str | None
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+class AssetProcessingStatus(msgspec.Struct):
+    asset_id: UUID
+    status: AssetStatus
+    error: str | None
+    progress: float  # mean over the steps that run
+    steps: list[StepStatus]
+
+
+class ReprocessRequest(msgspec.Struct, forbid_unknown_fields=True):
+    steps: list[str] | None = None  # None: every step of the profile
+
+
+class RenditionOut(msgspec.Struct):
+    kind: str
+    name: str
+    content_type: str
+    size_bytes: int
+    width: int | None
+    height: int | None
+    duration_seconds: float | None
+    bitrate: int | None
+    metadata: dict[str, Any]
+
+
+class AssetDetail(Asset):
+    renditions: list[RenditionOut] = []
+    steps: list[StepStatus] = []

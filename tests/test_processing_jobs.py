@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from server.app import create_app
-from server.auth import get_or_create_tenant
+from server.auth import create_api_key, get_or_create_tenant
 from server.contracts import RenditionOut
 from server.hookspecs import hookimpl
 from server.ingest.assets import create_uploaded_asset, reserve_key
@@ -89,7 +89,8 @@ async def worker_app(make_settings):
         },
     })
     app = create_app(settings, extra_plugins=[recorder])
-    async with serve_in_process(app):
+    async with serve_in_process(app) as http:
+        app.state.services.http = http  # for the endpoint tests
         yield app.state.services, recorder
 
 
@@ -174,3 +175,35 @@ async def test_transient_failures_give_up_after_the_configured_attempts(worker_a
     jobs = await jobs_of(asset_id)
     assert jobs["flaky"]["attempts"] == 3
     assert "object store hiccup" in jobs["flaky"]["error"]
+
+
+
+async def test_status_detail_and_reprocess_endpoints(worker_app):
+    services, recorder = worker_app
+    asset_id = await upload(services, "doc_ok")
+    await wait_for_status(asset_id)
+    tenant_slug = (await Asset.select(Asset.tenant.slug.as_alias("slug")).where(Asset.id == asset_id).first())["slug"]
+    key, _ = await create_api_key(tenant_slug)
+    headers = {"Authorization": f"Bearer {key}"}
+    http = services.http
+
+    status = (await http.get(f"/api/v1/assets/{asset_id}/status", headers=headers)).json()
+    assert status["status"] == "ready" and status["progress"] == 100.0
+    assert [s["step"] for s in status["steps"]] == ["write_thumb", "flaky", "sample_checksum", "not_installed"]
+
+    detail = (await http.get(f"/api/v1/assets/{asset_id}", headers=headers)).json()
+    assert [(r["kind"], r["name"]) for r in detail["renditions"]] == [("thumbnail", "default")]
+    assert detail["steps"][0]["status"] == "succeeded"
+
+    bad = await http.post(f"/api/v1/assets/{asset_id}/reprocess", headers=headers, json={"steps": ["nope"]})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_failed"
+    again = await http.post(f"/api/v1/assets/{asset_id}/reprocess", headers=headers, json={"steps": ["write_thumb"]})
+    assert again.status_code == 202
+    await asyncio.sleep(0.3)
+    await wait_for_status(asset_id)
+    assert recorder.calls.count("write_thumb") == 2
+    assert len(await Rendition.select().where(Rendition.asset == asset_id)) == 1
+
+    other_key, _ = await create_api_key(f"other-{uuid.uuid4().hex[:6]}")
+    other = await http.get(f"/api/v1/assets/{asset_id}/status", headers={"Authorization": f"Bearer {other_key}"})
+    assert other.status_code == 404

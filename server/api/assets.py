@@ -17,12 +17,24 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 from server import events
 from server.asset_jobs import PURGE_JOB
 from server.auth import PrincipalDep
-from server.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from server.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from server.queue import enqueue_job
-from server.schemas import Asset, AssetCreate, AssetStatus, Page
+from server.processing import schedule_processing
+from server.schemas import (
+    Asset,
+    AssetCreate,
+    AssetDetail,
+    AssetProcessingStatus,
+    AssetStatus,
+    Page,
+    RenditionOut,
+    ReprocessRequest,
+    StepStatus,
+)
 from server.services import ServicesDep
 from server.storage_keys import original_key
 from server.tables import Asset as AssetRow
+from server.tables import ProcessingJob, Rendition
 
 
 def to_asset(row: dict[str, Any]) -> Asset:
@@ -50,6 +62,25 @@ async def get_asset_row(asset_id: FromPath[UUID], principal: PrincipalDep, *, in
     if row is None or (row["status"] == "deleted" and not include_deleted):
         raise NotFound(f"Asset {asset_id} not found", details={"asset_id": str(asset_id)})
     return row
+
+
+async def step_statuses(asset_id: UUID) -> list[StepStatus]:
+    rows = await ProcessingJob.select().where(ProcessingJob.asset == asset_id).order_by(ProcessingJob.created_at)
+    latest: dict[str, dict[str, Any]] = {}
+    for row in rows:  # a reprocess adds rows: show the newest run of each step
+        latest[row["step"]] = row
+    return [msgspec.convert(row, StepStatus, from_attributes=True) for row in latest.values()]
+
+
+async def processing_status(row: dict[str, Any]) -> AssetProcessingStatus:
+    steps = await step_statuses(row["id"])
+    running = [s for s in steps if s.status != "skipped"]
+    if running:
+        progress = sum(100.0 if s.status in ("succeeded", "failed") else s.progress for s in running) / len(running)
+    else:
+        progress = 100.0 if row["status"] == "ready" else 0.0
+    return AssetProcessingStatus(asset_id=row["id"], status=row["status"], error=row["error"],
+                                 progress=round(progress, 1), steps=steps)
 
 
 class AssetController(Controller):
@@ -128,9 +159,38 @@ class AssetController(Controller):
             else None
         return Page(items=items, next_cursor=next_cursor)
 
-    @get("/{asset_id:uuid}", summary="One asset")
-    async def get_asset(self, asset_id: FromPath[UUID], principal: PrincipalDep) -> Asset:
-        return await self._fetch(asset_id, principal)
+    @get("/{asset_id:uuid}", summary="One asset with its renditions and processing steps")
+    async def get_asset(self, asset_id: FromPath[UUID], principal: PrincipalDep) -> AssetDetail:
+        row = await get_asset_row(asset_id, principal)
+        renditions = await Rendition.select().where(Rendition.asset == asset_id).order_by(
+            Rendition.kind).order_by(Rendition.name).output(load_json=True)
+        asset = to_asset(row)
+        return AssetDetail(**msgspec.structs.asdict(asset),
+                           renditions=[msgspec.convert(r, RenditionOut, from_attributes=True) for r in renditions],
+                           steps=await step_statuses(asset_id))
+
+    @get("/{asset_id:uuid}/status", summary="Processing status and progress of each step")
+    async def get_status(self, asset_id: FromPath[UUID], principal: PrincipalDep) -> AssetProcessingStatus:
+        return await processing_status(await get_asset_row(asset_id, principal))
+
+    @post("/{asset_id:uuid}/reprocess", status_code=HTTP_202_ACCEPTED,
+          summary="Run all (or the named) processing steps again; renditions are replaced, not duplicated")
+    async def reprocess(self, asset_id: FromPath[UUID], principal: PrincipalDep, services: ServicesDep,
+                        data: JSONBody[ReprocessRequest | None] = None) -> AssetProcessingStatus:
+        row = await get_asset_row(asset_id, principal)
+        if row["status"] in ("pending", "uploading"):
+            raise Conflict("The asset has no original yet", details={"status": row["status"]})
+        profile_steps = services.settings.profiles[row["profile"]].steps
+        steps = data.steps if data and data.steps else profile_steps
+        unknown = [s for s in steps if s not in services.host.processors]
+        if unknown:
+            raise ValidationFailed(f"No processor for {unknown}", details={"available": sorted(services.host.processors)})
+        active = await ProcessingJob.count().where(ProcessingJob.asset == asset_id,
+                                                   ProcessingJob.status.is_in(["queued", "running"]))
+        if active:
+            raise Conflict("The asset is being processed; try again when it is done", details={"active_steps": active})
+        await schedule_processing(services.queue, services.settings, services.host, asset_id, steps=steps)
+        return await processing_status(await get_asset_row(asset_id, principal))
 
     @delete("/{asset_id:uuid}", status_code=HTTP_202_ACCEPTED,
              summary="Soft-delete an asset; its files are removed by a background job")

@@ -20,6 +20,7 @@ from litestar.static_files import create_static_files_router
 from server import __version__
 from server.api.assets import AssetController
 from server.api.devices import DeviceController
+from server.api.media import MEDIA_ROUTES
 from server.api.ops import OpsController, StatsController
 from server.api.plugins import PluginController
 from server.api.sessions import SessionController
@@ -81,7 +82,7 @@ def _configure_routes(settings: Settings, host: PluginHost) -> list[Any]:
         route_handlers=[AssetController, StatsController, PluginController, SessionController, DeviceController,
                         TusController, UploadController],
     )
-    routes: list[Any] = [api, OpsController, *PUBLIC_UPLOAD_ROUTES, *host.routes()]
+    routes: list[Any] = [api, OpsController, *MEDIA_ROUTES, *PUBLIC_UPLOAD_ROUTES, *host.routes()]
     static_dir = WEB_DIR / "static"
     if static_dir.is_dir():
         routes.append(create_static_files_router(path="/static", directories=[static_dir], name="static",

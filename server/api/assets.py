@@ -12,14 +12,23 @@ from uuid import UUID, uuid4
 import msgspec
 from litestar import Controller, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.response import Redirect
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 
 from server import events
+from server.api.media import serve_url
 from server.asset_jobs import PURGE_JOB
 from server.auth import PrincipalDep
-from server.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
-from server.queue import enqueue_job
+from server.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from server.processing import schedule_processing
+from server.queue import enqueue_job
 from server.schemas import (
     Asset,
     AssetCreate,
@@ -168,6 +177,19 @@ class AssetController(Controller):
         return AssetDetail(**msgspec.structs.asdict(asset),
                            renditions=[msgspec.convert(r, RenditionOut, from_attributes=True) for r in renditions],
                            steps=await step_statuses(asset_id))
+
+    @get("/{asset_id:uuid}/download", status_code=302, summary="302 to a signed URL for the original, as an "
+         "attachment with its file name")
+    async def download(self, asset_id: FromPath[UUID], principal: PrincipalDep, services: ServicesDep) -> Redirect:
+        row = await get_asset_row(asset_id, principal)
+        if row["status"] in ("pending", "uploading"):
+            raise Conflict("The asset has no original yet", details={"status": row["status"]})
+        if services.storage.local_path(row["storage_key"]) is None:
+            url = await services.storage.presign(row["storage_key"], method="GET",
+                                                 expires_in=services.settings.storage.signed_url_ttl_seconds)
+        else:
+            url = serve_url(services.settings, row["storage_key"], download_name=row["original_name"] or None)
+        return Redirect(url, status_code=302, headers={"Cache-Control": "no-store"})
 
     @get("/{asset_id:uuid}/status", summary="Processing status and progress of each step")
     async def get_status(self, asset_id: FromPath[UUID], principal: PrincipalDep) -> AssetProcessingStatus:

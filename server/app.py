@@ -26,6 +26,7 @@ from server.api.plugins import PluginController
 from server.api.sessions import SessionController
 from server.api.tus import TusController
 from server.api.uploads import PUBLIC_UPLOAD_ROUTES, UploadController
+from server.api.validate import ValidateController
 from server.auth import api_key_guard, provide_principal
 from server.database import bind_tables, close_pool, engine_for, open_pool
 from server.errors import exception_handler
@@ -80,7 +81,7 @@ def _configure_routes(settings: Settings, host: PluginHost) -> list[Any]:
         path="/api/v1",
         guards=[api_key_guard],
         route_handlers=[AssetController, StatsController, PluginController, SessionController, DeviceController,
-                        TusController, UploadController],
+                        TusController, UploadController, ValidateController],
     )
     routes: list[Any] = [api, OpsController, *MEDIA_ROUTES, *PUBLIC_UPLOAD_ROUTES, *host.routes()]
     static_dir = WEB_DIR / "static"

@@ -9,15 +9,24 @@ from saq import CronJob
 from server.asset_jobs import PURGE_JOB, purge_storage
 from server.events import DISPATCH_JOB, dispatch_events
 from server.hookspecs import hookimpl
+from server.ingest.presigned import EXPIRE_JOB, expire_presigned_uploads
 from server.processing import RUN_STEP_JOB, run_step
 
 
 @hookimpl
 def register_jobs() -> list[tuple[str, Callable[..., Any]]]:
-    return [(DISPATCH_JOB, dispatch_events), (PURGE_JOB, purge_storage), (RUN_STEP_JOB, run_step)]
+    return [
+        (DISPATCH_JOB, dispatch_events),
+        (PURGE_JOB, purge_storage),
+        (RUN_STEP_JOB, run_step),
+        (EXPIRE_JOB, expire_presigned_uploads),
+    ]
 
 
 @hookimpl
 def register_cron_jobs() -> list[CronJob]:
     # The sweep: anything a kick missed, and retries whose scheduled job was lost, go out within a minute.
-    return [CronJob(dispatch_events, cron="* * * * *", timeout=300, retries=1)]
+    return [
+        CronJob(dispatch_events, cron="* * * * *", timeout=300, retries=1),
+        CronJob(expire_presigned_uploads, cron="*/5 * * * *", timeout=300, retries=1),
+    ]

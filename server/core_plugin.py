@@ -10,6 +10,7 @@ from server.asset_jobs import PURGE_JOB, purge_storage
 from server.events import DISPATCH_JOB, dispatch_events
 from server.hookspecs import hookimpl
 from server.ingest.presigned import EXPIRE_JOB, expire_presigned_uploads
+from server.ingest.sessions_join import JOIN_JOB, join_session
 from server.processing import RUN_STEP_JOB, run_step
 
 
@@ -20,6 +21,7 @@ def register_jobs() -> list[tuple[str, Callable[..., Any]]]:
         (PURGE_JOB, purge_storage),
         (RUN_STEP_JOB, run_step),
         (EXPIRE_JOB, expire_presigned_uploads),
+        (JOIN_JOB, join_session),
     ]
 
 

@@ -22,6 +22,8 @@ class Sniffed(msgspec.Struct, frozen=True):
     mime: str
     kind: str  # video, audio, image, document, playlist, unknown
     extensions: tuple[str, ...]  # extensions this content may honestly carry
+    # containers whose magic bytes cannot tell audio-only from video (ISO-BMFF, Matroska/WebM, Ogg)
+    other_kinds: tuple[str, ...] = ()
 
 
 UNKNOWN = Sniffed("application/octet-stream", "unknown", ())
@@ -47,14 +49,14 @@ def sniff(head: bytes) -> Sniffed:
     if head[4:8] == b"ftyp":
         brand = head[8:12]
         if brand in _ISO_BRANDS_AUDIO:
-            return Sniffed("audio/mp4", "audio", ("m4a", "mp4"))
+            return Sniffed("audio/mp4", "audio", ("m4a", "mp4"), ("video",))
         if brand in _ISO_BRANDS_QUICKTIME:
             return Sniffed("video/quicktime", "video", ("mov", "mp4"))
-        return Sniffed("video/mp4", "video", ("mp4", "mov", "m4a"))
+        return Sniffed("video/mp4", "video", ("mp4", "mov", "m4a"), ("audio",))
     if head.startswith(b"\x1a\x45\xdf\xa3"):  # EBML: WebM or Matroska, audio-only or not
-        return Sniffed("video/webm", "video", ("webm", "mkv"))
+        return Sniffed("video/webm", "video", ("webm", "mkv"), ("audio",))
     if head.startswith(b"OggS"):
-        return Sniffed("audio/ogg", "audio", ("ogg", "oga", "opus"))
+        return Sniffed("audio/ogg", "audio", ("ogg", "oga", "opus"), ("video",))
     if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
         return Sniffed("audio/mpeg", "audio", ("mp3",))
     if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"#EXTM3U"):
@@ -108,7 +110,7 @@ def check_content(profile_name: str, profile: Profile, extension: str, head: byt
     """The first bytes must be a format the profile allows and agree with the file's extension."""
     found = sniff(head)
     allowed = [ext for ext in found.extensions if profile.allows_format(ext)]
-    if found.kind != profile.kind or not allowed:
+    if profile.kind not in (found.kind, *found.other_kinds) or not allowed:
         raise UnsupportedMediaType(
             f"The file's content is {found.mime}, which profile {profile_name!r} does not accept",
             details={"profile": profile_name, "sniffed": found.mime, "allowed": profile.formats},
@@ -118,6 +120,9 @@ def check_content(profile_name: str, profile: Profile, extension: str, head: byt
             f"The file is named .{extension} but its content is {found.mime}",
             details={"extension": extension, "sniffed": found.mime},
         )
+    if profile.kind != found.kind:  # e.g. audio-only WebM in an audio profile: audio/webm
+        return msgspec.structs.replace(found, kind=profile.kind,
+                                       mime=found.mime.replace(f"{found.kind}/", f"{profile.kind}/", 1))
     return found
 
 

@@ -1,0 +1,185 @@
+"""The ``sessions.join`` job: a completed session's chunks become one asset, overlaps trimmed.
+
+Safe to re-run: a session that already has its asset is left alone, and an asset a previous attempt created but did
+not get to link (found by ``metadata.session_id``) is linked instead of made twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import types
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+from uuid import UUID
+
+from server.errors import MediaServiceError
+from server.ingest.assets import create_uploaded_asset, reserve_key
+from server.ingest.sessions_gaps import effective_overlap
+from server.ingest.sessions_media import JoinError, JoinPart, join_files
+from server.metrics import Metrics
+from server.tables import Asset, Chunk, RecordingSession
+
+log = logging.getLogger("mediasvc.sessions")
+
+JOIN_JOB = "sessions.join"
+READ_CHUNK = 1024 * 1024
+
+CONTENT_TYPES = {
+    ("video", "mp4"): "video/mp4", ("audio", "mp4"): "audio/mp4", ("audio", "m4a"): "audio/mp4",
+    ("video", "mov"): "video/quicktime", ("video", "webm"): "video/webm", ("audio", "webm"): "audio/webm",
+    ("video", "mkv"): "video/x-matroska", ("audio", "ogg"): "audio/ogg", ("audio", "mp3"): "audio/mpeg",
+    ("audio", "wav"): "audio/wav",
+}
+
+
+def wants_join(metadata: dict[str, Any] | None, join: bool | None) -> bool:
+    """``?join=`` on complete wins; otherwise the session's ``metadata.join`` (true only when literally true)."""
+    if join is not None:
+        return join
+    return bool(metadata) and metadata.get("join") is True  # type: ignore[union-attr]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def file_chunks(path: Path) -> AsyncIterator[bytes]:
+    """A local file as an async iterable of 1 MiB pieces, read off the event loop (for ``storage.put``)."""
+    handle = await asyncio.to_thread(open, path, "rb")
+    try:
+        while data := await asyncio.to_thread(handle.read, READ_CHUNK):
+            yield data
+    finally:
+        handle.close()
+
+
+def _move_into_place(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    source.chmod(0o644)  # temp files are private (0600); stored files are as the local store writes them
+    os.replace(source, target)  # atomic; EXDEV (another filesystem) falls back to copying
+
+
+async def store_file(storage: Any, key: str, path: Path, content_type: str) -> None:
+    """Store a finished local file under ``key``. On the local backend, when the file is on the same filesystem,
+    it is moved into place (no second copy of the bytes); otherwise it is streamed through ``storage.put``.
+    ``path`` may be gone afterwards."""
+    try:
+        target = storage.local_path(key)
+    except MediaServiceError:  # a key the local backend refuses: let put() raise its own error
+        target = None
+    if target is not None:
+        try:
+            await asyncio.to_thread(_move_into_place, path, Path(target))
+            return
+        except OSError as exc:
+            log.debug("moving %s into place failed (%s): copying instead", path.name, exc)
+    await storage.put(key, file_chunks(path), content_type=content_type)
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as handle:
+        while data := handle.read(READ_CHUNK):
+            digest.update(data)
+            size += len(data)
+    return digest.hexdigest(), size
+
+
+async def _local_copy(storage: Any, key: str, directory: Path, name: str) -> Path:
+    """The chunk as a local file: the stored file itself on the local backend, else a streamed download."""
+    with contextlib.suppress(MediaServiceError):
+        local = storage.local_path(key)
+        if local is not None and Path(local).is_file():
+            return Path(local)
+    target = directory / name
+    handle = await asyncio.to_thread(open, target, "wb")
+    try:
+        async for data in storage.get_stream(key):
+            await asyncio.to_thread(handle.write, data)
+    finally:
+        handle.close()
+    return target
+
+
+async def _link(session_id: UUID, asset_id: UUID) -> None:
+    await RecordingSession.update({RecordingSession.asset: asset_id, RecordingSession.updated_at: _now()}).where(
+        RecordingSession.id == session_id
+    )
+
+
+async def join_session(ctx: dict[str, Any], *, session_id: str) -> dict[str, Any]:
+    """Join the chunks of a completed session into one asset (``create_uploaded_asset(method="session")``)."""
+    settings, storage = ctx["settings"], ctx["storage"]
+    sid = UUID(session_id)
+    session = await RecordingSession.select(
+        RecordingSession.all_columns(), RecordingSession.tenant.slug.as_alias("tenant_slug")
+    ).where(RecordingSession.id == sid).output(load_json=True).first()
+    if session is None:
+        return {"status": "gone"}
+    if session["status"] != "completed":
+        return {"status": "skipped", "reason": f"session is {session['status']}"}
+    if session["asset"] is not None:
+        return {"status": "done", "asset_id": str(session["asset"])}
+    earlier = await Asset.raw(
+        "SELECT id FROM assets WHERE tenant = {} AND metadata->>'session_id' = {} AND status != 'deleted' "
+        "ORDER BY created_at LIMIT 1", session["tenant"], session_id,
+    )
+    if earlier:
+        await _link(sid, earlier[0]["id"])
+        return {"status": "done", "asset_id": str(earlier[0]["id"]), "linked": True}
+    chunks = await Chunk.select().where(Chunk.session == sid).order_by(Chunk.sequence_index)
+    if not chunks:
+        return {"status": "skipped", "reason": "no chunks"}
+    profile_name = session["profile"]
+    profile = settings.profiles[profile_name]
+
+    work = Path(settings.data_dir) / "tmp" / f"join-{session_id}-{uuid.uuid4().hex[:8]}"
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        indexes = {c["sequence_index"] for c in chunks}
+        parts = []
+        for chunk in chunks:
+            name = PurePosixPath(chunk["storage_key"]).name
+            path = await _local_copy(storage, chunk["storage_key"], work, name)
+            parts.append(JoinPart(path=path, trim=effective_overlap(chunk, indexes)))
+        extension = PurePosixPath(chunks[0]["storage_key"]).suffix.lstrip(".")
+        out_path = work / f"joined.{extension}"
+        try:
+            result = await asyncio.to_thread(join_files, parts, out_path, extension, kind=profile.kind)
+        except JoinError as exc:
+            log.warning("session %s cannot be joined: %s", session_id, exc)
+            await RecordingSession.update({RecordingSession.status: "failed",
+                                           RecordingSession.updated_at: _now()}).where(RecordingSession.id == sid)
+            return {"status": "failed", "reason": str(exc)}
+        if result.extension != extension:
+            out_path = out_path.rename(work / f"joined-final.{result.extension}")
+        sha256, size = await asyncio.to_thread(_hash_file, out_path)
+        asset_id, key = reserve_key(session["tenant_slug"], profile, result.extension)
+        content_type = CONTENT_TYPES.get((profile.kind, result.extension), "application/octet-stream")
+        await store_file(storage, key, out_path, content_type)
+        services = types.SimpleNamespace(settings=settings, queue=ctx["queue"], host=ctx["host"],
+                                         metrics=ctx.get("metrics") or Metrics())
+        label = session["client_id"] or session_id
+        await create_uploaded_asset(
+            services,  # type: ignore[arg-type]  # what create_uploaded_asset uses of Services
+            asset_id=asset_id, tenant_id=session["tenant"], profile_name=profile_name,
+            original_name=f"session-{label}.{result.extension}"[:255], storage_key=key, size_bytes=size,
+            sha256=sha256, content_type=content_type, method="session", owner=session["user_id"],
+            metadata={"session_id": session_id, "interview_id": session["interview_id"],
+                      "chunks": len(chunks), "join_mode": result.mode,
+                      "duration_seconds": round(result.duration, 3)},
+        )
+        await _link(sid, asset_id)
+        log.info("session %s joined (%s, %d chunks, %.2fs) into asset %s", session_id, result.mode, len(chunks),
+                 result.duration, asset_id)
+        return {"status": "done", "asset_id": str(asset_id), "mode": result.mode, "duration": result.duration}
+    finally:
+        await asyncio.to_thread(shutil.rmtree, work, True)

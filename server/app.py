@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, *, extra_plugins: Sequence[obje
         middleware=[observability_middleware],
         lifespan=[_lifespan],
         openapi_config=_configure_openapi(),
+        plugins=_configure_dashboard(host),
         state=State({"services": services}),
         logging_config=None,  # logging is configured once by the CLI (JSON lines with request ids)
         request_max_body_size=settings.max_json_body_bytes,
@@ -89,6 +90,13 @@ def _configure_routes(settings: Settings, host: PluginHost) -> list[Any]:
         routes.append(create_static_files_router(path="/static", directories=[static_dir], name="static",
                                                  include_in_schema=False))
     return routes
+
+
+def _configure_dashboard(host: PluginHost) -> list[Any]:
+    """Operator dashboard: Jinja templates, htmx (on the dashboard router only) and the /dashboard routes."""
+    from server.dashboard import dashboard_plugins
+
+    return dashboard_plugins(host)
 
 
 def _configure_openapi() -> OpenAPIConfig:

@@ -293,5 +293,35 @@ def apikey_revoke(ctx: click.Context, key_id_or_prefix: str) -> None:
     click.echo(f"revoked {count} key(s)", err=True)
 
 
+
+@main.group()
+def operator() -> None:
+    """Dashboard operators (sign in at /dashboard): admins act, viewers read; a tenant scope limits what they see."""
+
+
+@operator.command("create")
+@click.option("--email", required=True, help="Sign-in email (unique).")
+@click.option("--role", type=click.Choice(["admin", "viewer"]), default="viewer", show_default=True)
+@click.option("--tenant", default=None, help="Tenant slug to limit the operator to (default: every tenant).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+@click.pass_context
+def operator_create(ctx: click.Context, email: str, role: str, tenant: str | None, password_stdin: bool) -> None:
+    """Create an operator. Without --password-stdin the password is asked twice, never echoed."""
+    from server.dashboard.auth import create_operator
+    from server.errors import ValidationFailed
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        operator_id = asyncio.run(_with_database(_settings(ctx), lambda: create_operator(email, password, role,
+                                                                                          tenant)))
+    except ValidationFailed as exc:
+        raise click.ClickException(exc.message) from exc
+    scope = f"tenant {tenant!r}" if tenant else "every tenant"
+    click.echo(f"created {role} {email.strip().lower()} for {scope} (id {operator_id})", err=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

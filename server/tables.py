@@ -191,3 +191,30 @@ CORE_TABLES: list[type[Table]] = [
     Event,
     EventDelivery,
 ]
+
+
+class Operator(Table, tablename="operators"):
+    """A person who signs in to the dashboard. ``tenant`` null: sees every tenant. Role ``admin`` or ``viewer``."""
+
+    id = UUID(primary_key=True)
+    email = Varchar(length=254, unique=True)
+    password_hash = Text()
+    role = Varchar(length=20, default="viewer")
+    tenant = ForeignKey(references=Tenant, on_delete=OnDelete.cascade, null=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+    last_login_at = Timestamptz(null=True, default=None)
+    disabled_at = Timestamptz(null=True, default=None)
+
+
+class OperatorSession(Table, tablename="operator_sessions"):
+    """A dashboard sign-in: the cookie holds a random token, only its sha256 is stored; ``csrf_token`` guards forms."""
+
+    id = UUID(primary_key=True)
+    token_hash = Varchar(length=64, unique=True)
+    operator = ForeignKey(references=Operator, on_delete=OnDelete.cascade, null=False, index=True)
+    csrf_token = Varchar(length=64)
+    created_at = Timestamptz(default=TimestamptzNow())
+    expires_at = Timestamptz()
+
+
+CORE_TABLES.extend([Operator, OperatorSession])

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from server.settings import Settings
 
 ENTRY_POINT_GROUP = "mediasvc"
-CORE_PLUGINS = ("server.core_plugin",)
+CORE_PLUGINS = ("server.core_plugin", "server.ingest.tus_jobs")
 
 log = logging.getLogger("mediasvc.plugins")
 

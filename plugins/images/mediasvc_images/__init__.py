@@ -1,0 +1,1 @@
+"""mediasvc image and PDF processors."""

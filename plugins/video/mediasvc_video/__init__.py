@@ -1,0 +1,1 @@
+"""mediasvc video processors."""

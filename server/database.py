@@ -46,8 +46,16 @@ async def open_pool(engine: PostgresEngine, *, max_size: int = 10) -> None:
     await engine.check_version()
 
 
-async def close_pool(engine: PostgresEngine) -> None:
-    await engine.close_connection_pool()
+async def close_pool(engine: PostgresEngine, timeout: float = 10.0) -> None:
+    """Close gracefully; connections still held after ``timeout`` (a job stuck mid-query) are terminated."""
+    pool = engine.pool
+    if pool is None:
+        return
+    try:
+        await within(pool.close(), timeout)
+    except TimeoutError:
+        pool.terminate()
+    engine.pool = None
 
 
 async def check_database(engine: PostgresEngine, timeout: float = 2.0) -> None:

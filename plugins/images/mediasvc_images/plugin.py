@@ -1,1 +1,13 @@
-"""Hooks (being written)."""
+"""Entry point ``images = "mediasvc_images.plugin"``: the ``image`` and ``pdf_thumbnail`` processors."""
+
+from __future__ import annotations
+
+from server.hookspecs import hookimpl
+
+from mediasvc_images.images import ImageProcessor
+from mediasvc_images.pdf import PdfThumbnailProcessor
+
+
+@hookimpl
+def register_processors(settings):
+    return [ImageProcessor(), PdfThumbnailProcessor()]

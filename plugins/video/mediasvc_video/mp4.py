@@ -1,0 +1,135 @@
+"""``mp4``: H.264 (libx264, CRF 23, preset medium) + AAC 128k with ``+faststart``, scaled down (never up) to
+fit the configured box with even dimensions, rotation applied. Output ``video.mp4``."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+from av.video.frame import PictureType
+
+from mediasvc_video.limits import VideoLimits, limits_from
+from mediasvc_video.media import local_input, open_media, output_key, run_with_progress, temp_dir, upload
+from mediasvc_video.probe import _duration, _normal_rotation
+from server.contracts import RenditionOut
+from server.processing import PermanentProcessingError
+
+AUDIO_BITRATE = 128_000
+
+
+def fit(width: int, height: int, max_long: int, max_short: int) -> tuple[int, int]:
+    """Scale down to fit max_long x max_short in either orientation; never up; even numbers."""
+    long_side, short_side = max(width, height), min(width, height)
+    scale = min(1.0, max_long / long_side, max_short / short_side)
+    w = max(2, int(width * scale) // 2 * 2)
+    h = max(2, int(height * scale) // 2 * 2)
+    return w, h
+
+
+def _rotate(frame: Any, rotation: int, out_w: int, out_h: int) -> Any:
+    """Scale to the output size (still unrotated, so the rotation works on the small picture), then apply the
+    counter-clockwise display rotation to the pixels with Pillow. Only for rotated sources."""
+    pre_w, pre_h = (out_h, out_w) if rotation in (90, 270) else (out_w, out_h)
+    image = frame.reformat(width=pre_w, height=pre_h, format="rgb24").to_image().rotate(rotation, expand=True)
+    return av.VideoFrame.from_image(image)
+
+
+def transcode(path: Path, target: Path, limits: VideoLimits, report: Any) -> dict[str, Any]:
+    with open_media(path) as src:
+        if not src.streams.video:
+            raise PermanentProcessingError("the file has no video stream")
+        vin = src.streams.video[0]
+        vin.thread_type = "AUTO"
+        ain = src.streams.audio[0] if src.streams.audio else None
+        duration = _duration(src) or 0.0
+        src_w, src_h = vin.codec_context.width, vin.codec_context.height
+        if not src_w or not src_h:
+            raise PermanentProcessingError("the video stream has no picture size")
+        # the rotation is in the frames' display matrix: peek at the first frame
+        first = next(iter(src.decode(vin)), None)
+        if first is None:
+            raise PermanentProcessingError("no video frame could be decoded")
+        rotation = _normal_rotation(first.rotation or 0)
+        src.seek(0)
+        shown_w, shown_h = (src_h, src_w) if rotation in (90, 270) else (src_w, src_h)
+        out_w, out_h = fit(shown_w, shown_h, limits.mp4_max_width, limits.mp4_max_height)
+
+        with av.open(str(target), "w", format="mp4", options={"movflags": "+faststart"}) as dst:
+            rate = vin.average_rate or vin.guessed_rate or 30
+            vout = dst.add_stream("libx264", rate=rate, options={"crf": "23", "preset": "medium"})
+            vout.width, vout.height, vout.pix_fmt = out_w, out_h, "yuv420p"
+            vout.thread_type = "AUTO"
+            vout.codec_context.time_base = vin.time_base  # keep the source timestamps (variable frame rate)
+            aout = resampler = None
+            if ain is not None:
+                channels = min(2, ain.codec_context.channels or 2)
+                rate_hz = ain.codec_context.sample_rate or 48000
+                aout = dst.add_stream("aac", rate=rate_hz)
+                aout.layout = "stereo" if channels == 2 else "mono"
+                aout.bit_rate = AUDIO_BITRATE
+                resampler = av.AudioResampler(format="fltp", layout=aout.layout.name, rate=rate_hz)
+
+            def encode_audio(resampled: list[Any], count: int) -> int:
+                for f in resampled:  # timestamps count samples from zero, as the video's start from zero
+                    f.pts, f.time_base = count, Fraction(1, f.sample_rate)
+                    count += f.samples
+                    dst.mux(aout.encode(f))
+                return count
+
+            samples = 0
+            start = vin.start_time or 0
+            last_pts = None
+            frames = 0
+            streams = [s for s in (vin, ain) if s is not None]
+            for packet in src.demux(streams):
+                for frame in packet.decode():
+                    if packet.stream is vin:
+                        if frame.pts is None or (last_pts is not None and frame.pts <= last_pts):
+                            continue  # drop frames with no or repeated timestamps
+                        last_pts = frame.pts
+                        frame.pict_type = PictureType.NONE  # source I-frames must not force keyframes
+                        if rotation:
+                            frame = _rotate(frame, rotation, out_w, out_h)
+                        frame = frame.reformat(width=out_w, height=out_h, format="yuv420p")
+                        frame.pts, frame.time_base = last_pts - start, vin.time_base
+                        dst.mux(vout.encode(frame))
+                        frames += 1
+                        if duration and frame.time is not None:
+                            report(min(99.0, 100.0 * frame.time / duration))
+                    elif aout is not None:
+                        samples = encode_audio(resampler.resample(frame), samples)
+            if frames == 0:
+                raise PermanentProcessingError("no video frame could be decoded")
+            dst.mux(vout.encode(None))
+            if aout is not None:
+                encode_audio(resampler.resample(None), samples)
+                dst.mux(aout.encode(None))
+    with av.open(str(target), options={"protocol_whitelist": "file"}) as check:
+        out_duration = check.duration / 1_000_000 if check.duration else duration
+        bitrate = check.bit_rate or None
+    return {"width": out_w, "height": out_h, "duration": out_duration, "bitrate": bitrate,
+            "has_audio": aout is not None}
+
+
+class Mp4Processor:
+    name = "mp4"
+    kinds = frozenset({"video"})
+    timeout_seconds = 6 * 3600  # up to 4 h of input at ~1x realtime, with room
+
+    async def run(self, ctx: Any) -> list[RenditionOut]:
+        limits = limits_from(ctx.settings)
+        with temp_dir() as tmp:
+            target = tmp / "video.mp4"
+            async with local_input(ctx) as path:
+                result = await run_with_progress(ctx, lambda report: transcode(path, target, limits, report))
+            key = output_key(ctx, "video.mp4")
+            info = await upload(ctx, key, target, "video/mp4")
+        await ctx.progress(100)
+        return [RenditionOut(kind="mp4", name="default", storage_key=key, content_type="video/mp4",
+                             size_bytes=info.size, width=result["width"], height=result["height"],
+                             duration_seconds=round(result["duration"], 3) if result["duration"] else None,
+                             bitrate=result["bitrate"],
+                             metadata={"video_codec": "h264",
+                                       "audio_codec": "aac" if result["has_audio"] else None})]

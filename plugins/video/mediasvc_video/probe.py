@@ -1,0 +1,152 @@
+"""``probe``: duration, container, streams, size, fps, bitrate, rotation into ``metadata["probe"]``."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from mediasvc_video.limits import VideoLimits, limits_from
+from mediasvc_video.media import local_input, open_media, run_with_progress
+from server.contracts import RenditionOut
+from server.ingest.validation import SNIFF_BYTES, sniff
+from server.processing import PermanentProcessingError
+
+
+def _rate(value: Fraction | None) -> float | None:
+    if not value or value <= 0:
+        return None
+    return round(float(value), 3)
+
+
+def _normal_rotation(degrees: float) -> int:
+    """Counter-clockwise degrees snapped to 0/90/180/270."""
+    return round(degrees / 90.0) * 90 % 360
+
+
+def _rotation(container: Any, stream: Any) -> int:
+    """Counter-clockwise rotation to apply for display: the display matrix, else the legacy ``rotate`` tag
+    (which is clockwise)."""
+    tag = stream.metadata.get("rotate")
+    try:
+        for frame in container.decode(stream):
+            if frame.rotation:
+                return _normal_rotation(frame.rotation)
+            break
+    finally:
+        container.seek(0)
+    if tag:
+        try:
+            return _normal_rotation(-float(tag))
+        except ValueError:
+            pass
+    return 0
+
+
+def _duration(container: Any) -> float | None:
+    if container.duration and container.duration > 0:
+        return container.duration / 1_000_000
+    best: float | None = None
+    for stream in container.streams:
+        if stream.duration and stream.time_base:
+            seconds = float(stream.duration * stream.time_base)
+            best = seconds if best is None else max(best, seconds)
+    if best is not None:
+        return best
+    # no duration in the header (WebM from MediaRecorder): read it from the packet timestamps
+    end = None
+    for packet in container.demux():
+        if packet.pts is not None and packet.time_base is not None:
+            t = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+            end = t if end is None else max(end, t)
+    container.seek(0)
+    return end
+
+
+def _mime(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return sniff(handle.read(SNIFF_BYTES)).mime
+
+
+def inspect(path: Path) -> dict[str, Any]:
+    """What is in the file (blocking). Raises ``PermanentProcessingError`` for input that cannot be read."""
+    with open_media(path) as container:
+        streams = []
+        for s in container.streams:
+            cc = s.codec_context
+            entry: dict[str, Any] = {"index": s.index, "type": s.type,
+                                     "codec": cc.name if cc is not None else None}
+            if s.type == "video":
+                entry.update(width=cc.width, height=cc.height, fps=_rate(s.average_rate or s.guessed_rate),
+                             pix_fmt=cc.format.name if cc.format else None)
+            elif s.type == "audio":
+                entry.update(sample_rate=cc.sample_rate, channels=cc.channels)
+            if s.bit_rate:
+                entry["bitrate"] = s.bit_rate
+            streams.append(entry)
+        video = container.streams.video[0] if container.streams.video else None
+        audio = container.streams.audio[0] if container.streams.audio else None
+        if video is None and audio is None:
+            raise PermanentProcessingError("the file has no audio or video stream")
+        duration = _duration(container)
+        info: dict[str, Any] = {
+            "container": container.format.name,  # the demuxer: mov (mp4/m4a/mov), matroska (webm), ogg...
+            "mime": _mime(path),
+            "duration": round(duration, 3) if duration and math.isfinite(duration) else None,
+            "bitrate": container.bit_rate or None,
+            "size_bytes": path.stat().st_size,
+            "streams": streams,
+            "has_video": video is not None,
+            "has_audio": audio is not None,
+            "video_codec": video.codec_context.name if video is not None else None,
+            "audio_codec": audio.codec_context.name if audio is not None else None,
+        }
+        if video is not None:
+            rotation = _rotation(container, video)
+            width, height = video.codec_context.width, video.codec_context.height
+            info.update(width=width, height=height, fps=_rate(video.average_rate or video.guessed_rate),
+                        rotation=rotation)
+            # the size the picture is shown at, after rotation
+            info["display_width"], info["display_height"] = (height, width) if rotation in (90, 270) \
+                else (width, height)
+        if audio is not None:
+            info.update(sample_rate=audio.codec_context.sample_rate, channels=audio.codec_context.channels)
+        return info
+
+
+def check_limits(info: dict[str, Any], limits: VideoLimits) -> None:
+    """Raise ``PermanentProcessingError`` naming the limit the file is over."""
+    duration = info.get("duration")
+    if duration is None:
+        raise PermanentProcessingError("the duration of the media cannot be determined")
+    if duration > limits.max_duration_seconds:
+        raise PermanentProcessingError(
+            f"duration {duration:.0f}s is over the limit of {limits.max_duration_seconds:.0f}s")
+    if len(info["streams"]) > limits.max_streams:
+        raise PermanentProcessingError(
+            f"{len(info['streams'])} streams is over the limit of {limits.max_streams}")
+    for s in info["streams"]:
+        if s["type"] == "video":
+            w, h = s.get("width") or 0, s.get("height") or 0
+            if max(w, h) > limits.max_width or min(w, h) > limits.max_height:
+                raise PermanentProcessingError(
+                    f"video size {w}x{h} is over the limit of {limits.max_width}x{limits.max_height}")
+
+
+class ProbeProcessor:
+    name = "probe"
+    kinds = frozenset({"video", "audio"})
+    timeout_seconds = 120
+
+    async def run(self, ctx: Any) -> list[RenditionOut]:
+        limits = limits_from(ctx.settings)
+        async with local_input(ctx) as path:
+            info = await run_with_progress(ctx, lambda report: inspect(path))
+        metadata = ctx.asset.get("metadata")
+        if not isinstance(metadata, dict):
+            metadata = ctx.asset["metadata"] = {}
+        metadata["probe"] = info
+        check_limits(info, limits)
+        await ctx.progress(100)
+        return []

@@ -11,7 +11,7 @@ from server.events import DISPATCH_JOB, dispatch_events
 from server.hookspecs import hookimpl
 from server.ingest.presigned import EXPIRE_JOB, expire_presigned_uploads
 from server.ingest.sessions_join import JOIN_JOB, join_session
-from server.processing import RUN_STEP_JOB, run_step
+from server.processing import RUN_STEP_JOB, SWEEP_JOB, run_step, sweep_stale_steps
 
 
 @hookimpl
@@ -22,6 +22,7 @@ def register_jobs() -> list[tuple[str, Callable[..., Any]]]:
         (RUN_STEP_JOB, run_step),
         (EXPIRE_JOB, expire_presigned_uploads),
         (JOIN_JOB, join_session),
+        (SWEEP_JOB, sweep_stale_steps),
     ]
 
 
@@ -31,4 +32,5 @@ def register_cron_jobs() -> list[CronJob]:
     return [
         CronJob(dispatch_events, cron="* * * * *", timeout=300, retries=1),
         CronJob(expire_presigned_uploads, cron="*/5 * * * *", timeout=300, retries=1),
+        CronJob(sweep_stale_steps, cron="*/2 * * * *", timeout=120, retries=1),
     ]

@@ -207,3 +207,42 @@ def _observe(ctx: dict[str, Any], step: str, status: str, seconds: float) -> Non
     metrics = ctx.get("metrics")
     if metrics is not None:
         metrics.processing_duration.labels(step=step, status=status).observe(seconds)
+
+
+SWEEP_JOB = "processing.sweep_stale"
+
+
+async def sweep_stale_steps(ctx: dict[str, Any]) -> dict[str, int]:
+    """Cron: a step left ``running`` past its processor's timeout (its worker was killed, or SAQ gave up on it)
+    is queued again while attempts remain, else failed, so no asset stays ``processing`` forever."""
+    host: PluginHost = ctx["host"]
+    settings: Settings = ctx["settings"]
+    rows = await ProcessingJob.select().where(ProcessingJob.status == "running")
+    requeued = failed = 0
+    now = _now()
+    for row in rows:
+        processor = host.processors.get(row["step"])
+        limit = (processor.timeout_seconds if processor else 600) + 2 * settings.queue.heartbeat_seconds + 60
+        if row["started_at"] is None or (now - row["started_at"]).total_seconds() < limit:
+            continue
+        if processor is not None and row["attempts"] < settings.queue.default_retries:
+            updated = await ProcessingJob.update({ProcessingJob.status: "queued",
+                                                  ProcessingJob.error: "worker lost; retrying"}).where(
+                ProcessingJob.id == row["id"], ProcessingJob.status == "running").returning(ProcessingJob.id)
+            if updated:
+                await enqueue_job(ctx["queue"], settings, RUN_STEP_JOB, job_id=str(row["id"]),
+                                  timeout=processor.timeout_seconds, heartbeat=settings.queue.heartbeat_seconds,
+                                  key=f"step:{row['id']}:{row['attempts']}")
+                requeued += 1
+            continue
+        await ProcessingJob.update({ProcessingJob.status: "failed", ProcessingJob.completed_at: now,
+                                    ProcessingJob.error: "worker lost and no attempts left"}).where(
+            ProcessingJob.id == row["id"])
+        await ProcessingJob.update({ProcessingJob.status: "skipped", ProcessingJob.completed_at: now,
+                                    ProcessingJob.error: f"after {row['step']} failed"}).where(
+            ProcessingJob.asset == row["asset"], ProcessingJob.status == "queued")
+        await _finish_asset(row["asset"])
+        failed += 1
+    if requeued or failed:
+        await events.kick(ctx["queue"])
+    return {"requeued": requeued, "failed": failed}

@@ -207,3 +207,31 @@ async def test_status_detail_and_reprocess_endpoints(worker_app):
     other_key, _ = await create_api_key(f"other-{uuid.uuid4().hex[:6]}")
     other = await http.get(f"/api/v1/assets/{asset_id}/status", headers={"Authorization": f"Bearer {other_key}"})
     assert other.status_code == 404
+
+
+async def test_a_step_whose_worker_died_is_requeued_then_failed(worker_app):
+    from datetime import datetime, timedelta, timezone
+
+    from server.processing import sweep_stale_steps
+
+    services, recorder = worker_app
+    asset_id = await upload(services, "doc_ok")
+    await wait_for_status(asset_id)
+    long_ago = datetime.now(timezone.utc) - timedelta(hours=2)
+    # as if a worker was killed mid-step: the row says running, nothing is running it
+    await ProcessingJob.update({ProcessingJob.status: "running", ProcessingJob.started_at: long_ago,
+                                ProcessingJob.attempts: 1}).where(
+        ProcessingJob.asset == asset_id, ProcessingJob.step == "write_thumb")
+    await Asset.update({Asset.status: "processing"}).where(Asset.id == asset_id)
+    ctx = {"host": services.host, "settings": services.settings, "queue": services.queue}
+    assert await sweep_stale_steps(ctx) == {"requeued": 1, "failed": 0}
+    asset = await wait_for_status(asset_id)  # the in-app worker runs the requeued step
+    assert asset["status"] == "ready"
+    assert len(await Rendition.select().where(Rendition.asset == asset_id)) == 1  # replaced, not duplicated
+
+    await ProcessingJob.update({ProcessingJob.status: "running", ProcessingJob.started_at: long_ago,
+                                ProcessingJob.attempts: 3}).where(
+        ProcessingJob.asset == asset_id, ProcessingJob.step == "write_thumb")
+    assert await sweep_stale_steps(ctx) == {"requeued": 0, "failed": 1}
+    asset = await Asset.select().where(Asset.id == asset_id).first()
+    assert asset["status"] == "failed" and "worker lost" in asset["error"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mediasvc_video.audio import AudioProcessor
+from mediasvc_video.hls import HlsProcessor
 from mediasvc_video.mp4 import Mp4Processor
 from mediasvc_video.probe import ProbeProcessor
 from mediasvc_video.thumbnail import ThumbnailProcessor
@@ -13,4 +14,4 @@ from server.hookspecs import hookimpl
 
 @hookimpl
 def register_processors(settings: Any) -> list[Any]:
-    return [ProbeProcessor(), ThumbnailProcessor(), AudioProcessor(), Mp4Processor()]
+    return [ProbeProcessor(), ThumbnailProcessor(), AudioProcessor(), Mp4Processor(), HlsProcessor()]

@@ -1,5 +1,6 @@
-"""The tus 1.0.0 server (/api/v1/tus/) over real HTTP: the app under Granian in the test loop, the real tus client
-(tuspy) in threads, raw sockets for clients that vanish mid-body, real PostgreSQL, Redis and SeaweedFS S3."""
+"""The tus 1.0.0 server (/api/v1/tus/) over real HTTP: the app under Granian in the test loop, the real tus
+client (tuspy) in threads, raw sockets for clients that vanish mid-body, real PostgreSQL, Redis and SeaweedFS
+S3."""
 
 from __future__ import annotations
 
@@ -48,13 +49,13 @@ TUS = {"Tus-Resumable": "1.0.0"}
 OCTETS = {"Content-Type": "application/offset+octet-stream"}
 
 
-# --- media ---------------------------------------------------------------------------------------------------
+# --- media --------------------------------------------------------------------------------------------------
 
 _MP4: bytes | None = None
 
 
 def mp4_bytes(size: int) -> bytes:
-    """A real MP4 written by PyAV, padded to ``size`` with a ``free`` box of random bytes (still a valid MP4)."""
+    """A real MP4 written by PyAV, padded to ``size`` with a ``free`` box of random bytes (still valid)."""
     global _MP4
     if _MP4 is None:
         buffer = io.BytesIO()
@@ -89,7 +90,7 @@ def metadata(filename: str = "answer.mp4", profile: str = "video_response", **ex
     return ",".join(f"{key} {b64(value)}" for key, value in pairs.items())
 
 
-# --- the server ----------------------------------------------------------------------------------------------
+# --- the server ---------------------------------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -147,9 +148,11 @@ async def granian(settings: Settings) -> AsyncIterator[TusServer]:
 
 def base_settings(database_url: str, queue_name: str, data_dir: Path, env: dict[str, str] | None = None,
                   **overrides: Any) -> Settings:
+    """Real PostgreSQL and Redis; a queue of our own, so that no other module's worker picks up the processing
+    our assets schedule."""
     values: dict[str, Any] = {
-        "database_url": database_url, "queue.url": REDIS_URL, "queue.name": queue_name, "data_dir": str(data_dir),
-        "secret_key": "tus-test-secret", **overrides,
+        "database_url": database_url, "queue.url": REDIS_URL, "queue.name": f"{queue_name}-tus",
+        "data_dir": str(data_dir), "secret_key": "tus-test-secret", **overrides,
     }
     return load_settings(env=env or {}, **values)
 
@@ -180,7 +183,7 @@ async def http(srv: TusServer) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-# --- client helpers ------------------------------------------------------------------------------------------
+# --- client helpers -----------------------------------------------------------------------------------------
 
 
 _clients = ThreadPoolExecutor(max_workers=32, thread_name_prefix="tus-test-client")
@@ -195,15 +198,16 @@ def tuspy_upload(endpoint: str, auth: dict[str, str], data: bytes, *, chunk_size
                  meta: dict[str, str] | None = None, url: str | None = None) -> str:
     """Upload (or resume, given ``url``) with the real tus client; returns the upload URL."""
     client = tus_client.TusClient(endpoint, headers=dict(auth))
-    uploader = client.uploader(file_stream=io.BytesIO(data), chunk_size=chunk_size, url=url, upload_checksum=checksum,
-                               metadata=meta if meta is not None else {"filename": "answer.mp4",
-                                                                       "profile": "video_response"})
+    if meta is None:
+        meta = {"filename": "answer.mp4", "profile": "video_response"}
+    uploader = client.uploader(file_stream=io.BytesIO(data), chunk_size=chunk_size, url=url,
+                               upload_checksum=checksum, metadata=meta)
     uploader.upload()
     return uploader.url
 
 
-async def create(http: httpx.AsyncClient, auth: dict[str, str], length: int | None, *, meta: str | None = None,
-                 **headers: str) -> httpx.Response:
+async def create(http: httpx.AsyncClient, auth: dict[str, str], length: int | None, *,
+                 meta: str | None = None, **headers: str) -> httpx.Response:
     sent = {**TUS, **auth, "Upload-Metadata": meta if meta is not None else metadata(), **headers}
     if length is not None:
         sent["Upload-Length"] = str(length)
@@ -236,7 +240,7 @@ def stored_file(srv: TusServer, row: dict[str, Any]) -> Path:
 
 
 async def wait_unlocked(database_url: str, upload_id: uuid.UUID) -> None:
-    """Until the server has finished with a request whose client vanished (it still holds the upload's lock)."""
+    """Until the server is done with a request whose client vanished (it holds the lock till then)."""
     conn = await asyncpg.connect(database_url)
     try:
         for _ in range(400):
@@ -267,7 +271,7 @@ async def asset_row(asset_id: str) -> dict[str, Any] | None:
     return await Asset.select().where(Asset.id == uuid.UUID(asset_id)).first()
 
 
-# --- discovery and the real client ---------------------------------------------------------------------------
+# --- discovery and the real client --------------------------------------------------------------------------
 
 
 async def test_options_lists_capabilities_without_a_key(http: httpx.AsyncClient, srv: TusServer) -> None:
@@ -354,7 +358,7 @@ async def test_interrupted_at_arbitrary_bytes_then_resumed_by_tuspy(http: httpx.
     assert (await asset_row(status.headers["mediasvc-asset-id"]))["sha256"] == sha256(data)
 
 
-# --- protocol errors -----------------------------------------------------------------------------------------
+# --- protocol errors ----------------------------------------------------------------------------------------
 
 
 async def test_offset_mismatch_is_409_and_nothing_moves(http: httpx.AsyncClient, srv: TusServer,
@@ -375,7 +379,8 @@ async def test_version_content_type_and_size_errors(http: httpx.AsyncClient, srv
     data = mp4_bytes(100_000)
     url = await created(http, auth, len(data))
     for version in ({}, {"Tus-Resumable": "0.2.2"}):
-        response = await http.patch(url, content=b"x", headers={**version, **OCTETS, **auth, "Upload-Offset": "0"})
+        response = await http.patch(url, content=b"x",
+                                    headers={**version, **OCTETS, **auth, "Upload-Offset": "0"})
         assert response.status_code == 412 and response.json()["error"]["code"] == "precondition_failed"
         assert response.headers["tus-version"] == "1.0.0"
     wrong_type = await http.patch(url, content=b"x", headers={**TUS, **auth, "Upload-Offset": "0",
@@ -388,7 +393,8 @@ async def test_version_content_type_and_size_errors(http: httpx.AsyncClient, srv
         yield data[:60_000]
         yield data[60_000:] + b"more than declared"
 
-    streamed = await http.patch(url, content=chunks(), headers={**TUS, **OCTETS, **auth, "Upload-Offset": "0"})
+    streamed = await http.patch(url, content=chunks(),
+                                headers={**TUS, **OCTETS, **auth, "Upload-Offset": "0"})
     assert streamed.status_code == 413 and streamed.json()["error"]["code"] == "payload_too_large"
     assert (await head(http, url, auth)).headers["upload-offset"] == "0"
     assert stored_file(srv, await row_of(url)).stat().st_size == 0
@@ -396,7 +402,8 @@ async def test_version_content_type_and_size_errors(http: httpx.AsyncClient, srv
     # Over the profile's limit, or a disallowed extension: refused at creation, before any byte is stored.
     too_big = srv.settings.profiles["avatar"].max_bytes + 1
     over = await http.post("/api/v1/tus/", content=b"\x89PNG" + b"0" * 1000, headers={
-        **TUS, **OCTETS, **auth, "Upload-Length": str(too_big), "Upload-Metadata": metadata("me.png", "avatar")})
+        **TUS, **OCTETS, **auth, "Upload-Length": str(too_big),
+        "Upload-Metadata": metadata("me.png", "avatar")})
     assert over.status_code == 413 and over.json()["error"]["details"]["max_bytes"] == too_big - 1
     bad_ext = await create(http, auth, 1000, meta=metadata("answer.exe"))
     assert bad_ext.status_code == 415
@@ -417,14 +424,16 @@ async def test_checksums_accept_sha1_sha256_md5_and_460_discards_the_chunk(
         chunk = data[offset:end]
         good = base64.b64encode(hashlib.new(algorithm, chunk).digest()).decode()
         bad = base64.b64encode(hashlib.new(algorithm, chunk + b"!").digest()).decode()
-        mismatch = await send_patch(http, url, auth, offset, chunk, **{"Upload-Checksum": f"{algorithm} {bad}"})
+        mismatch = await send_patch(http, url, auth, offset, chunk,
+                                    **{"Upload-Checksum": f"{algorithm} {bad}"})
         assert mismatch.status_code == 460 and mismatch.json()["error"]["code"] == "checksum_mismatch"
         assert (await head(http, url, auth)).headers["upload-offset"] == str(offset)
-        assert stored_file(srv, await row_of(url)).stat().st_size == offset  # the chunk's bytes were discarded
+        assert stored_file(srv, await row_of(url)).stat().st_size == offset  # the chunk was discarded
         ok = await send_patch(http, url, auth, offset, chunk, **{"Upload-Checksum": f"{algorithm} {good}"})
         assert ok.status_code == 204 and ok.headers["upload-offset"] == str(end)
         offset = end
-    unknown = await send_patch(http, url, auth, offset, data[offset:], **{"Upload-Checksum": "crc32 AAAAAA=="})
+    unknown = await send_patch(http, url, auth, offset, data[offset:],
+                               **{"Upload-Checksum": "crc32 AAAAAA=="})
     assert unknown.status_code == 400
     done = await send_patch(http, url, auth, offset, data[offset:])
     assert (await asset_row(done.headers["mediasvc-asset-id"]))["sha256"] == sha256(data)
@@ -442,7 +451,7 @@ async def test_other_tenant_sees_404(http: httpx.AsyncClient, srv: TusServer, au
     assert (await head(http, srv.endpoint + str(uuid.uuid4()), auth)).status_code == 404
 
 
-# --- termination, expiration, content ------------------------------------------------------------------------
+# --- termination, expiration, content -----------------------------------------------------------------------
 
 
 async def test_termination_removes_bytes_and_then_410(http: httpx.AsyncClient, srv: TusServer,
@@ -494,11 +503,13 @@ async def test_sweep_finishes_a_completion_cut_short(http: httpx.AsyncClient, sr
         f.write(data[-1:])
     long_ago = datetime.now(timezone.utc) - timedelta(minutes=5)
     await Upload.update({Upload.offset: len(data), Upload.updated_at: long_ago}).where(Upload.id == row["id"])
-    assert (await head(http, url, auth)).headers["upload-offset"] == str(len(data))  # ...but no asset was made
+    assert (await head(http, url, auth)).headers["upload-offset"] == str(len(data))  # ...but no asset
     assert await asset_row(row["metadata"]["tus"]["asset_id"]) is None
     services = srv.app.state.services
-    result = await tus_jobs.expire_job({"storage": services.storage, "settings": services.settings,
-                                        "queue": services.queue, "host": services.host, "metrics": services.metrics})
+    result = await tus_jobs.expire_job({
+        "storage": services.storage, "settings": services.settings, "queue": services.queue,
+        "host": services.host, "metrics": services.metrics,
+    })
     assert result["finished"] >= 1
     done = await row_of(url)
     assert done["status"] == "complete" and str(done["asset"]) == row["metadata"]["tus"]["asset_id"]
@@ -542,12 +553,13 @@ async def test_concatenation_of_partial_uploads(http: httpx.AsyncClient, srv: Tu
     asset = await asset_row(final.headers["mediasvc-asset-id"])
     assert asset["sha256"] == sha256(data) and asset["size_bytes"] == len(data)
     status = await head(http, final.headers["location"], auth)
-    assert status.headers["upload-concat"].startswith("final;") and status.headers["upload-length"] == str(len(data))
+    assert status.headers["upload-concat"].startswith("final;")
+    assert status.headers["upload-length"] == str(len(data))
     patched = await send_patch(http, final.headers["location"], auth, len(data), b"x")
     assert patched.status_code == 403
 
 
-# --- concurrency ---------------------------------------------------------------------------------------------
+# --- concurrency --------------------------------------------------------------------------------------------
 
 
 async def test_concurrent_patch_on_one_upload_gets_423(http: httpx.AsyncClient, srv: TusServer,
@@ -587,11 +599,11 @@ async def test_tuspy_error_surfaces_for_refused_creation(srv: TusServer, auth: d
                                 meta={"filename": "answer.mp4", "profile": "no-such-profile"})
 
 
-# --- the S3 backend (SeaweedFS): segments as multipart uploads, assembled at completion ------------------------
+# --- the S3 backend (SeaweedFS): segments as multipart uploads, assembled at completion ---------------------
 
 
-async def test_s3_backend_multipart_uploads(database_url: str, queue_name: str, s3_server: S3Server,  # noqa: F811
-                                            tmp_path: Path) -> None:
+async def test_s3_backend_multipart_uploads(database_url: str, queue_name: str,
+                                            s3_server: S3Server, tmp_path: Path) -> None:  # noqa: F811
     settings = base_settings(database_url, queue_name, tmp_path, env=s3_server.env(),
                              **{"plugins.tus.part_size": 5 * MiB})
     store = s3_server.store()
@@ -633,13 +645,15 @@ async def test_s3_backend_multipart_uploads(database_url: str, queue_name: str, 
             assert done.status_code == 204, done.text
             asset = await asset_row(done.headers["mediasvc-asset-id"])
             assert asset["sha256"] == sha256(data)
-            assert sha256(bytes((await obstore.get_async(store, asset["storage_key"])).bytes())) == sha256(data)
+            stored = (await obstore.get_async(store, asset["storage_key"])).bytes()
+            assert sha256(bytes(stored)) == sha256(data)
 
             doomed = await created(http, auth, len(data))
             await send_patch(http, doomed, auth, 0, data[:6 * MiB])
             row = await row_of(doomed)
             segment_keys = [segment[2] for segment in row["metadata"]["tus"]["segments"]]
-            assert segment_keys and all(k.startswith(f"{row['storage_key'].split('/')[0]}/tus/") for k in segment_keys)
+            tenant = row["storage_key"].split("/")[0]
+            assert segment_keys and all(k.startswith(f"{tenant}/tus/") for k in segment_keys)
             assert (await http.delete(doomed, headers={**TUS, **auth})).status_code == 204
             for segment_key in segment_keys:
                 with pytest.raises(FileNotFoundError):

@@ -2,9 +2,10 @@
 
 Core protocol plus the extensions creation, creation-with-upload, creation-defer-length, termination, checksum
 (sha1, sha256, md5), expiration and concatenation. ``Upload-Metadata`` carries ``filename`` and ``profile``
-(required), and optionally ``session`` and ``owner``. The profile is checked (extension, Upload-Length against its
-limit) before any byte is stored; the content is sniffed when the last byte arrives, and the upload becomes an
-asset at the key reserved at creation (no copy). The final PATCH answers with ``Mediasvc-Asset-Id``.
+(required), and optionally ``session`` and ``owner``. The profile is checked (extension, Upload-Length against
+its limit) before any byte is stored; the content is sniffed when the last byte arrives, and the upload
+becomes an asset at the key reserved at creation (no copy). The final PATCH answers with
+``Mediasvc-Asset-Id``.
 
 Every response carries ``Tus-Resumable: 1.0.0``; errors use the JSON envelope. A PATCH holds the upload's
 PostgreSQL advisory lock while it writes: a concurrent PATCH on the same upload, on any instance, gets 423.
@@ -86,11 +87,11 @@ DRAIN_SECONDS = 10.0
 
 
 def tus_middleware(app: ASGIApp) -> ASGIApp:
-    """``Tus-Resumable: 1.0.0`` on every response of the tus routes (errors included); the answer to ``OPTIONS``
-    (capability discovery; no key needed, like a CORS preflight) before any guard runs; and, when an error is
-    answered before the request body was read (409, 423, 412...), the rest of the body (up to ``DRAIN_LIMIT``)
-    is read and dropped first: a server that closes on unread data makes the client see a reset instead of the
-    error (Granian does not linger on close)."""
+    """``Tus-Resumable: 1.0.0`` on every response of the tus routes (errors included); the answer to
+    ``OPTIONS`` (capability discovery; no key needed, like a CORS preflight) before any guard runs; and, when
+    an error is answered before the request body was read (409, 423, 412...), the rest of the body (up to
+    ``DRAIN_LIMIT``) is read and dropped first: a server that closes on unread data makes the client see a
+    reset instead of the error (Granian does not linger on close)."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -99,7 +100,7 @@ def tus_middleware(app: ASGIApp) -> ASGIApp:
         if scope["method"] == "OPTIONS":
             services: Services = scope["app"].state.services
             headers = [(b"tus-resumable", TUS_VERSION.encode())]
-            headers += [(name.lower().encode(), value.encode()) for name, value in _capabilities(services).items()]
+            headers += [(k.lower().encode(), v.encode()) for k, v in _capabilities(services).items()]
             await send({"type": "http.response.start", "status": 204, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return
@@ -165,9 +166,10 @@ def _progress_headers(row: dict[str, Any]) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def _locked_row(services: Services, upload_id: UUID, principal: Principal) -> AsyncIterator[dict[str, Any]]:
-    """The caller's upload, read while holding its lock. When the lock is taken, the answer is 423 only for the
-    caller's own upload: another tenant's (or a missing) one stays a 404, whatever it is doing."""
+async def _locked_row(services: Services, upload_id: UUID,
+                      principal: Principal) -> AsyncIterator[dict[str, Any]]:
+    """The caller's upload, read while holding its lock. When the lock is taken, the answer is 423 only for
+    the caller's own upload: another tenant's (or a missing) one stays a 404, whatever it is doing."""
     try:
         async with upload_lock(services.settings.database_url, upload_id):
             yield await load_row(upload_id, principal.tenant_id)
@@ -180,13 +182,14 @@ def _declared(settings: Settings, metadata: dict[str, str | None]) -> tuple[str,
     """The profile (required) and the sanitized file name an upload declares in its Upload-Metadata."""
     profile_name = (metadata.get("profile") or "").strip()
     if not profile_name:
-        raise ValidationFailed("Upload-Metadata must carry 'profile'", details={"available": sorted(settings.profiles)})
+        raise ValidationFailed("Upload-Metadata must carry 'profile'",
+                               details={"available": sorted(settings.profiles)})
     filename = sanitize_filename(metadata.get("filename") or metadata.get("name") or "")
     return profile_name, get_profile(settings, profile_name), filename
 
 
-async def _insert(services: Services, principal: Principal, upload_id: UUID, *, profile_name: str, filename: str,
-                  length: int | None, storage_key: str, metadata: dict[str, str | None],
+async def _insert(services: Services, principal: Principal, upload_id: UUID, *, profile_name: str,
+                  filename: str, length: int | None, storage_key: str, metadata: dict[str, str | None],
                   state: dict[str, Any]) -> dict[str, Any]:
     now = utcnow()
     state = {"raw_metadata": "", "owner": (metadata.get("owner") or "")[:200],
@@ -194,7 +197,8 @@ async def _insert(services: Services, principal: Principal, upload_id: UUID, *, 
     await Upload(
         id=upload_id, tenant=principal.tenant_id, method="tus", profile=profile_name, status="uploading",
         original_name=filename, content_type=(metadata.get("filetype") or metadata.get("type") or "")[:200],
-        offset=0, length=length, storage_key=storage_key, metadata={"upload_metadata": metadata, "tus": state},
+        offset=0, length=length, storage_key=storage_key,
+        metadata={"upload_metadata": metadata, "tus": state},
         expires_at=expiry(services.settings, now), created_at=now, updated_at=now,
     ).save()
     return await load_row(upload_id, principal.tenant_id)
@@ -210,10 +214,10 @@ class TusController(Controller):
     tags = ["tus"]
     middleware = [tus_middleware]
 
-    # OPTIONS (discovery) is answered by ``tus_middleware``: Litestar replaces an OPTIONS handler declared here
-    # with its own automatic one once the controller is mounted under the /api/v1 router.
+    # OPTIONS (discovery) is answered by ``tus_middleware``: Litestar replaces an OPTIONS handler declared
+    # here with its own automatic one once the controller is mounted under the /api/v1 router.
 
-    # --- creation ----------------------------------------------------------------------------------------------
+    # --- creation -------------------------------------------------------------------------------------------
 
     @post("/", status_code=201, request_max_body_size=None,
           summary="Create an upload (creation, creation-with-upload, creation-defer-length, concatenation)")
@@ -231,8 +235,8 @@ class TusController(Controller):
             require_offset_content_type(headers)
         if concat is not None and concat.kind == "final":
             if length is not None or defer is not None or with_body:
-                raise BadRequest("A final upload takes no Upload-Length, Upload-Defer-Length or body: its length "
-                                 "is the sum of its partial uploads")
+                raise BadRequest("A final upload takes no Upload-Length, Upload-Defer-Length or body: its "
+                                 "length is the sum of its partial uploads")
             return await self._create_final(request, principal, services, concat, raw_metadata, metadata)
         if defer is not None and defer.strip() != "1":
             raise BadRequest("Upload-Defer-Length must be 1", details={"value": defer[:20]})
@@ -268,13 +272,14 @@ class TusController(Controller):
                 async with upload_lock(services.settings.database_url, upload_id):
                     await self._write(request, services, row, offset=0, checksum=parse_checksum(
                         headers.get("upload-checksum")), new_length=None)
-            except MediaServiceError as exc:  # the upload exists: say where, whatever went wrong with the body
+            except MediaServiceError as exc:  # the upload exists: say where, whatever went wrong after
                 exc.headers.setdefault("Location", location)
                 raise
         return Response(None, status_code=201, headers={"Location": location, **_progress_headers(row)})
 
     async def _create_final(self, request: Request[Any, Any, Any], principal: Principal, services: Services,
-                            concat: Concat, raw_metadata: str, metadata: dict[str, str | None]) -> Response[None]:
+                            concat: Concat, raw_metadata: str,
+                            metadata: dict[str, str | None]) -> Response[None]:
         """concatenation: the partial uploads, complete, joined in order into the final key at once."""
         partials = [await self._partial(pid, principal) for pid in concat.partials]
         total = sum(p["length"] for p in partials)
@@ -282,15 +287,16 @@ class TusController(Controller):
         extension = check_declared(profile_name, profile, filename, total)
         asset_id, storage_key = reserve_key(principal.tenant_slug, profile, extension)
         upload_id = uuid4()
-        await _insert(services, principal, upload_id, profile_name=profile_name, filename=filename, length=total,
-                      storage_key=storage_key, metadata=metadata, state={
+        await _insert(services, principal, upload_id, profile_name=profile_name, filename=filename,
+                      length=total, storage_key=storage_key, metadata=metadata, state={
                           "raw_metadata": raw_metadata, "concat": "final", "asset_id": str(asset_id),
                           "extension": extension, "partials": [str(p) for p in concat.partials],
                           "concat_urls": list(concat.urls)})
         location = _location(request, upload_id)
         store = store_for(services.storage, services.settings)
         try:
-            async with upload_lock(services.settings.database_url, upload_id, *dict.fromkeys(concat.partials)):
+            locks = (upload_id, *dict.fromkeys(concat.partials))
+            async with upload_lock(services.settings.database_url, *locks):
                 partials = [await self._partial(pid, principal) for pid in concat.partials]  # again, locked
                 row = await load_row(upload_id, principal.tenant_id)
                 sha = await store.concat(row, partials)
@@ -312,10 +318,11 @@ class TusController(Controller):
                              details={"upload_id": str(upload_id)})
         if row["length"] is None or row["offset"] != row["length"]:
             raise BadRequest(f"Partial upload {upload_id} is not complete",
-                             details={"upload_id": str(upload_id), "offset": row["offset"], "length": row["length"]})
+                             details={"upload_id": str(upload_id), "offset": row["offset"],
+                                      "length": row["length"]})
         return row
 
-    # --- core --------------------------------------------------------------------------------------------------
+    # --- core -----------------------------------------------------------------------------------------------
 
     @head("/{upload_id:str}", summary="An upload's offset, length, metadata and expiry")
     async def upload_status(self, upload_id: FromPath[str], request: Request[Any, Any, Any],
@@ -344,14 +351,14 @@ class TusController(Controller):
         return await self._append(_upload_id(upload_id), request, principal, services)
 
     @delete("/{upload_id:str}", status_code=204, summary="Terminate an upload: its bytes are removed")
-    async def terminate(self, upload_id: FromPath[str], request: Request[Any, Any, Any], principal: PrincipalDep,
-                        services: ServicesDep) -> Response[None]:
+    async def terminate(self, upload_id: FromPath[str], request: Request[Any, Any, Any],
+                        principal: PrincipalDep, services: ServicesDep) -> Response[None]:
         return await self._terminate(_upload_id(upload_id), request, principal, services)
 
     @post("/{upload_id:str}", request_max_body_size=None, status_code=204, include_in_schema=False)
     async def method_override(self, upload_id: FromPath[str], request: Request[Any, Any, Any],
                               principal: PrincipalDep, services: ServicesDep) -> Response[None]:
-        """Clients that cannot send PATCH or DELETE send POST with ``X-HTTP-Method-Override`` (tus-js-client)."""
+        """Clients that cannot send PATCH or DELETE send POST with ``X-HTTP-Method-Override``."""
         method = request.headers.get("x-http-method-override", "").upper()
         if method == "PATCH":
             return await self._append(_upload_id(upload_id), request, principal, services)
@@ -377,7 +384,7 @@ class TusController(Controller):
 
     async def _write(self, request: Request[Any, Any, Any], services: Services, row: dict[str, Any], *,
                      offset: int, checksum: Checksum | None, new_length: int | None) -> None:
-        """Under the upload's lock: append the body at ``offset``, commit, complete when the last byte is in."""
+        """Under the upload's lock: append the body at ``offset``, commit, complete at the last byte."""
         settings = services.settings
         set_length = None
         if new_length is not None:

@@ -24,6 +24,6 @@ class Locked(MediaServiceError):
 
 
 class ChecksumMismatch(MediaServiceError):
-    """460 (tus checksum extension): the chunk's ``Upload-Checksum`` did not match; the chunk was discarded."""
+    """460 (tus checksum extension): the chunk's ``Upload-Checksum`` did not match; it was discarded."""
 
     status_code, code = 460, "checksum_mismatch"

@@ -36,12 +36,6 @@ CHECKSUM_ALGORITHMS: dict[str, Callable[[], Any]] = {
     "md5": hashlib.md5,
 }
 
-# Headers a browser client needs to read on cross-origin responses.
-EXPOSED_HEADERS = (
-    "Upload-Offset, Upload-Length, Upload-Defer-Length, Upload-Metadata, Upload-Expires, Upload-Concat, Location, "
-    f"Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, {ASSET_ID_HEADER}"
-)
-
 _METADATA_KEY = re.compile(r"^[^\s,]+$")
 _DIGITS = re.compile(r"^[0-9]{1,19}$")
 
@@ -65,7 +59,7 @@ def require_tus_resumable(headers: Mapping[str, str]) -> None:
     version = (headers.get("tus-resumable") or "").strip()
     if version not in SUPPORTED_VERSIONS:
         raise PreconditionFailed(
-            "Tus-Resumable: 1.0.0 is required" if not version else f"tus version {version!r} is not supported",
+            f"tus version {version!r} is not supported" if version else "Tus-Resumable: 1.0.0 is required",
             details={"tus_resumable": version, "supported": list(SUPPORTED_VERSIONS)},
             headers={"Tus-Version": ",".join(SUPPORTED_VERSIONS)},
         )
@@ -88,12 +82,13 @@ def parse_non_negative(name: str, value: str | None, *, required: bool = False) 
         return None
     value = value.strip()
     if not _DIGITS.match(value):
-        raise BadRequest(f"{name} must be a non-negative integer", details={"header": name, "value": value[:40]})
+        raise BadRequest(f"{name} must be a non-negative integer",
+                         details={"header": name, "value": value[:40]})
     return int(value)
 
 
 def parse_metadata(raw: str | None) -> dict[str, str | None]:
-    """``Upload-Metadata``: comma-separated ``key base64value`` pairs (the value may be absent); keys unique."""
+    """``Upload-Metadata``: comma-separated ``key base64value`` pairs (a value may be absent), unique keys."""
     pairs: dict[str, str | None] = {}
     if not raw or not raw.strip():
         return pairs
@@ -114,7 +109,8 @@ def parse_metadata(raw: str | None) -> dict[str, str | None]:
         try:
             value = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
-            raise BadRequest(f"Upload-Metadata value of {key!r} is not base64", details={"key": key}) from None
+            raise BadRequest(f"Upload-Metadata value of {key!r} is not base64",
+                             details={"key": key}) from None
         pairs[key] = value.decode("utf-8", errors="replace")
     return pairs
 
@@ -139,7 +135,7 @@ def parse_checksum(raw: str | None) -> Checksum | None:
 
 
 def parse_concat(raw: str | None) -> Concat | None:
-    """``Upload-Concat: partial`` or ``final;<url> <url> ...`` (absolute URLs or paths of this server's uploads)."""
+    """``Upload-Concat: partial`` or ``final;<url> <url> ...`` (absolute URLs or paths of our uploads)."""
     if raw is None or not raw.strip():
         return None
     value = raw.strip()
@@ -147,7 +143,8 @@ def parse_concat(raw: str | None) -> Concat | None:
         return Concat("partial")
     kind, sep, rest = value.partition(";")
     if kind.strip() != "final" or not sep:
-        raise BadRequest("Upload-Concat must be 'partial' or 'final;<url> <url> ...'", details={"value": value[:80]})
+        raise BadRequest("Upload-Concat must be 'partial' or 'final;<url> <url> ...'",
+                         details={"value": value[:80]})
     urls = tuple(rest.split())
     if not urls:
         raise BadRequest("Upload-Concat: final needs at least one partial upload URL")
@@ -168,9 +165,3 @@ def http_date(moment: datetime) -> str:
     """RFC 7231 IMF-fixdate: ``Wed, 25 Nov 2026 19:48:10 GMT``."""
     return format_datetime(moment.astimezone(timezone.utc), usegmt=True)
 
-
-def encode_metadata(pairs: Mapping[str, str | None]) -> str:
-    """The inverse of ``parse_metadata`` (HEAD answers with the metadata the client gave)."""
-    return ",".join(
-        key if value is None else f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in pairs.items()
-    )

@@ -33,7 +33,8 @@ async def expire_job(ctx: dict[str, Any], **_: Any) -> dict[str, int]:
     result: dict[str, int] = {}
     if "queue" in ctx and "host" in ctx:  # a worker's ctx; the tests call this with storage and settings only
         services = Services(settings=ctx["settings"], host=ctx["host"], engine=ctx.get("own_engine"),
-                            storage=ctx["storage"], queue=ctx["queue"], metrics=ctx.get("metrics") or Metrics())
+                            storage=ctx["storage"], queue=ctx["queue"],
+                            metrics=ctx.get("metrics") or Metrics())
         result.update(await finish_stalled(services))
     result.update(await expire_uploads(ctx["storage"], ctx["settings"]))
     return result

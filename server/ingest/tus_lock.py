@@ -1,15 +1,15 @@
 """One writer per upload across every API instance: a PostgreSQL session advisory lock.
 
-The lock is taken with ``pg_try_advisory_lock`` on a connection held for the whole request, from a small pool of
-its own: never from the app's pool, so requests holding locks while they stream can never starve the pool that
-the same requests need for their queries. A second request for the same upload fails at once with 423 Locked.
-Releasing the connection to the pool resets it (asyncpg runs ``pg_advisory_unlock_all()``), and if the process
-dies PostgreSQL ends the session and the lock goes with it.
+The lock is taken with ``pg_try_advisory_lock`` on a connection held for the whole request, from a small pool
+of its own: never from the app's pool, so requests holding locks while they stream can never starve the pool
+that the same requests need for their queries. A second request for the same upload fails at once with 423
+Locked. Releasing the connection to the pool resets it (asyncpg runs ``pg_advisory_unlock_all()``), and if the
+process dies PostgreSQL ends the session and the lock goes with it.
 
 The lock pool holds at most ``MAX_LOCK_CONNECTIONS`` connections per process (requests writing right now; idle
 ones close after a minute): count them in PostgreSQL's ``max_connections`` beside the app's pool. A
-transaction-pooling PgBouncer in front of PostgreSQL breaks session locks: point ``database_url`` at PostgreSQL or
-at a session-pooling bouncer.
+transaction-pooling PgBouncer in front of PostgreSQL breaks session locks: point ``database_url`` at
+PostgreSQL or at a session-pooling bouncer.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ MAX_LOCK_CONNECTIONS = 64
 ACQUIRE_TIMEOUT_SECONDS = 30.0
 IDLE_SECONDS = 60.0
 
-_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncpg.Pool]] = weakref.WeakKeyDictionary()
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncpg.Pool]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def lock_key(upload_id: UUID) -> int:

@@ -1,7 +1,8 @@
-"""Settings of the tus server: the ``[plugins.tus]`` section (``MEDIASVC_PLUGINS__TUS__EXPIRATION_SECONDS=...``).
+"""Settings of the tus server: the ``[plugins.tus]`` section
+(``MEDIASVC_PLUGINS__TUS__EXPIRATION_SECONDS=...``).
 
-The section is validated at start-up once ``register_settings`` of ``server.ingest.tus_jobs`` is registered; it is
-read with the same struct wherever it is needed, so a missing section means the defaults.
+The section is validated at start-up once ``register_settings`` of ``server.ingest.tus_jobs`` is registered;
+it is read with the same struct wherever it is needed, so a missing section means the defaults.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ class TusSettings(msgspec.Struct, forbid_unknown_fields=True):
     # An unfinished upload expires this long after its last accepted chunk (Upload-Expires); then the
     # `tus.expire` job deletes its bytes.
     expiration_seconds: int = 24 * 3600
-    # Object stores: where a chunk is spooled before it is sent (default <data_dir>/tmp/tus), and the multipart
-    # part size (S3's minimum is 5 MiB).
+    # Object stores: where a chunk is spooled before it is sent (default <data_dir>/tmp/tus), and the
+    # multipart part size (S3's minimum is 5 MiB).
     temp_dir: str = ""
     part_size: int = 8 * MIB
 
@@ -36,7 +37,7 @@ def tus_settings(settings: Settings) -> TusSettings:
     if found.expiration_seconds < 1:
         raise ConfigurationError(f"plugins.{SECTION}.expiration_seconds must be at least 1")
     if found.part_size < 5 * MIB:
-        raise ConfigurationError(f"plugins.{SECTION}.part_size must be at least 5 MiB (S3's minimum part size)")
+        raise ConfigurationError(f"plugins.{SECTION}.part_size must be at least 5 MiB (S3's minimum)")
     return found
 
 

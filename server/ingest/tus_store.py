@@ -2,19 +2,19 @@
 
 Two layouts, chosen by the storage backend:
 
-* **Local directory** (``backend.local_path`` gives a file): the request body is written straight into the file
-  of the asset's final key at ``Upload-Offset`` and fsynced before the caller commits the new offset. The file may
-  hold bytes past the committed offset only after a crash between the write and the commit; the next PATCH cuts
-  them off before writing, so what counts is always exactly what the database says.
-* **Object store** (S3, GCS, Azure, memory): objects cannot be appended to, and obstore's multipart writer lives
-  in one process's memory (the next PATCH may reach another instance). So each PATCH is spooled to a temporary
-  file and then stored as one *segment* object (``<tenant>/tus/<upload id>/seg-<offset>``) with an S3 multipart
-  upload in ``part_size`` parts read from that file. The segment list is committed with the offset. On
-  completion the segments are streamed, in order, into the final key (one multipart upload, sha256 computed on
-  the way) and deleted. A PATCH that carries the whole file goes straight to the final key.
+* **Local directory** (``backend.local_path`` gives a file): the request body is written straight into the
+  file of the asset's final key at ``Upload-Offset`` and fsynced before the caller commits the new offset. The
+  file may hold bytes past the committed offset only after a crash between the write and the commit; the next
+  PATCH cuts them off before writing, so what counts is always exactly what the database says.
+* **Object store** (S3, GCS, Azure, memory): objects cannot be appended to, and obstore's multipart writer
+  lives in one process's memory (the next PATCH may reach another instance). So each PATCH is spooled to a
+  temporary file and then stored as one *segment* object (``<tenant>/tus/<upload id>/seg-<offset>``) with an
+  S3 multipart upload in ``part_size`` parts read from that file. The segment list is committed with the
+  offset. On completion the segments are streamed, in order, into the final key (one multipart upload, sha256
+  computed on the way) and deleted. A PATCH that carries the whole file goes straight to the final key.
 
-Memory stays bounded whatever the file size: a write batch of ``WRITE_BATCH`` bytes in flight on the local disk,
-the obstore part buffers for object stores.
+Memory stays bounded whatever the file size: a write batch of ``WRITE_BATCH`` bytes in flight on the local
+disk, the obstore part buffers for object stores.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ MAX_IOVECS = 512  # stay well under IOV_MAX (1024) per pwritev
 READ_CHUNK = 1024 * 1024
 HASH_STATES = 1024  # uploads whose running sha256 this process remembers
 
-# Blocking file work (writes, fsync, hashing) runs on threads of its own, never queued behind whatever else uses
-# the event loop's default executor.
+# Blocking file work (writes, fsync, hashing) runs on threads of its own, never queued behind whatever else
+# uses the event loop's default executor.
 _io = ThreadPoolExecutor(max_workers=16, thread_name_prefix="mediasvc-tus-io")
 
 
@@ -81,7 +81,7 @@ class BodyTooLarge(Exception):
 
 
 def tus_prefix(storage_key: str, upload_id: UUID) -> str:
-    """Working keys of an upload: ``<tenant>/tus/<upload id>/`` (the tenant is the first segment of any key)."""
+    """Working keys of an upload: ``<tenant>/tus/<upload id>/`` (the tenant is any key's first segment)."""
     return f"{storage_key.split('/', 1)[0]}/tus/{upload_id}/"
 
 
@@ -94,7 +94,7 @@ def segments_of(tus_state: dict[str, Any]) -> list[Segment]:
     return [Segment(*item) for item in tus_state.get("segments", [])]
 
 
-# --- the running sha256 --------------------------------------------------------------------------------------
+# --- the running sha256 -------------------------------------------------------------------------------------
 # The sha256 of the whole upload is computed as the bytes arrive when the PATCHes of an upload reach the same
 # process in order; the state is remembered only after the offset is committed and only used for that exact
 # offset. Otherwise (another instance took a PATCH, a restart) the stored bytes are hashed once at completion.
@@ -129,12 +129,14 @@ def _known_sha(upload_id: UUID, length: int) -> str | None:
     return found[1].hexdigest() if found is not None and found[0] == length else None
 
 
-# --- receiving a body ----------------------------------------------------------------------------------------
+# --- receiving a body ---------------------------------------------------------------------------------------
 
 
 def _file_writer(fd: int, position: int, hashers: list[Any]) -> Callable[[list[bytes]], None]:
-    """A function, run in a worker thread, that writes a batch of chunks at the running position and hashes them
-    (hashlib and pwritev release the GIL, so the event loop keeps receiving meanwhile)."""
+    """A function, run in a worker thread, that writes a batch of chunks at the running position and hashes
+    them. pwritev and hashlib release the GIL: the event loop keeps receiving meanwhile, and concurrent
+    uploads hash on as many cores as there are (hashing in the loop would put every upload's sha256 on the
+    loop's one core)."""
     where = [position]
 
     def write(chunks: list[bytes]) -> None:
@@ -156,7 +158,7 @@ def _file_writer(fd: int, position: int, hashers: list[Any]) -> Callable[[list[b
 
 async def receive_body(stream: AsyncIterator[bytes], write: Callable[[list[bytes]], None], *, max_bytes: int,
                        content_length: int | None) -> tuple[int, bool]:
-    """Pump ``stream`` into ``write`` (one batch in a thread while the next is received). Returns the bytes
+    """Pump ``stream`` into ``write``, one batch in a thread while the next is received. Returns the bytes
     written and whether the client went away first. Raises ``BodyTooLarge`` past ``max_bytes``; every batch
     handed out has been written when this returns or raises."""
     loop = asyncio.get_running_loop()
@@ -188,7 +190,7 @@ async def receive_body(stream: AsyncIterator[bytes], write: Callable[[list[bytes
         if batch:
             await loop.run_in_executor(_io, write, batch)
     finally:
-        if pending is not None:  # an error or cancellation: let the write in flight land before the caller cleans
+        if pending is not None:  # error or cancellation: the write in flight lands before the caller cleans
             with contextlib.suppress(BaseException):
                 await pending
     if content_length is not None and total < content_length:
@@ -198,7 +200,7 @@ async def receive_body(stream: AsyncIterator[bytes], write: Callable[[list[bytes
 
 def _too_large(max_bytes: int, offset: int) -> PayloadTooLarge:
     return PayloadTooLarge(
-        f"The data goes past the {offset + max_bytes} bytes this upload may hold; nothing of this request was kept",
+        f"The data goes past the {offset + max_bytes} bytes this upload may hold; none of it was kept",
         details={"upload_offset": offset, "max_bytes": offset + max_bytes},
     )
 
@@ -211,13 +213,13 @@ def _check_chunk(checksum: Checksum | None, checker: Any, cut: bool) -> bool:
         return False  # a cut body cannot be verified against its checksum: none of it counts
     if checker.digest() != checksum.digest:
         raise ChecksumMismatch(
-            f"The {checksum.algorithm} checksum of the data does not match Upload-Checksum; the data was discarded",
+            f"The {checksum.algorithm} checksum of the data does not match Upload-Checksum; it was discarded",
             details={"algorithm": checksum.algorithm},
         )
     return True
 
 
-# --- the two layouts -----------------------------------------------------------------------------------------
+# --- the two layouts ----------------------------------------------------------------------------------------
 
 
 class TusStore:
@@ -267,8 +269,8 @@ class LocalTusStore(TusStore):
             sha = _sha_state_at(row["id"], offset)
             hashers = [h for h in (checker, sha) if h is not None]
             try:
-                received, cut = await receive_body(stream, _file_writer(fd, offset, hashers), max_bytes=max_bytes,
-                                                   content_length=content_length)
+                received, cut = await receive_body(stream, _file_writer(fd, offset, hashers),
+                                                   max_bytes=max_bytes, content_length=content_length)
             except BodyTooLarge:
                 await _in_thread(os.ftruncate, fd, offset)
                 raise _too_large(max_bytes, offset) from None
@@ -332,7 +334,8 @@ class ObjectTusStore(TusStore):
             os.close(fd)
             fd = -1
             whole = offset == 0 and row["length"] is not None and received == row["length"]
-            key = row["storage_key"] if whole else f"{tus_prefix(row['storage_key'], row['id'])}seg-{offset:020d}"
+            prefix = tus_prefix(row["storage_key"], row["id"])
+            key = row["storage_key"] if whole else f"{prefix}seg-{offset:020d}"
             await self._put_file(key, Path(name), received)
             return Appended(received, cut, [*segments, Segment(offset, received, key)], sha_state=sha)
         finally:
@@ -342,8 +345,9 @@ class ObjectTusStore(TusStore):
                 os.unlink(name)
 
     async def _put_file(self, key: str, path: Path, size: int) -> None:
-        """One object from a spooled file: an S3 multipart upload in ``part_size`` parts once it is bigger than a
-        part, read from the file by obstore (no Python buffering); any other backend through ``put``."""
+        """One object from a spooled file: an S3 multipart upload in ``part_size`` parts once it is bigger
+        than a part, read from the file by obstore (no Python buffering); any other backend through ``put``.
+        """
         store = getattr(self.backend, "store", None)
         validate = getattr(self.backend, "validate_key", None)
         if store is not None and validate is not None:
@@ -380,7 +384,7 @@ class ObjectTusStore(TusStore):
         return sha.hexdigest(), [Segment(0, row["length"], key)]
 
     async def concat(self, row: dict[str, Any], partials: list[dict[str, Any]]) -> Any:
-        segments = [segment for partial in partials for segment in segments_of(partial["metadata"].get("tus", {}))]
+        segments = [s for partial in partials for s in segments_of(partial["metadata"].get("tus", {}))]
         return await self._assemble(row["storage_key"], segments)
 
     async def _hash(self, segments: list[Segment]) -> str:
@@ -422,7 +426,7 @@ def store_for(backend: StorageBackend, settings: Settings) -> TusStore:
     return LocalTusStore(backend, settings) if local else ObjectTusStore(backend, settings)
 
 
-# --- blocking helpers (run in threads) -----------------------------------------------------------------------
+# --- blocking helpers (run in threads) ----------------------------------------------------------------------
 
 
 class StorageInconsistent(MediaServiceError):

@@ -1,9 +1,10 @@
-"""tus upload records: the ``uploads`` row of a tus upload, its offset commits, completion into an asset, failure,
-termination and expiry. The HTTP layer is ``server/api/tus.py``; bytes are ``server/ingest/tus_store.py``.
+"""tus upload records: the ``uploads`` row of a tus upload, its offset commits, completion into an asset,
+failure, termination and expiry. The HTTP layer is ``server/api/tus.py``; bytes are
+``server/ingest/tus_store.py``.
 
 ``uploads.metadata`` of a tus upload::
 
-    {"upload_metadata": {"filename": "a.mp4", "profile": "video_response", ...},   # what the client sent, decoded
+    {"upload_metadata": {"filename": "a.mp4", "profile": "video_response", ...},  # as sent, decoded
      "tus": {"raw_metadata": "<the Upload-Metadata header>", "asset_id": "<reserved id>", "extension": "mp4",
              "concat": null | "partial" | "final", "partials": [...], "concat_urls": [...],
              "segments": [[offset, size, key], ...],    # object stores only
@@ -105,8 +106,8 @@ def ensure_alive(row: dict[str, Any], now: datetime | None = None) -> None:
 
 async def commit_offset(settings: Settings, row: dict[str, Any], appended: Appended, *,
                         length: int | None = None) -> None:
-    """Move the offset over bytes that ``TusStore.append`` made durable (with the segment list that holds them).
-    Called under the upload's lock; ``row`` is updated in place."""
+    """Move the offset over bytes that ``TusStore.append`` made durable (with the segment list that holds
+    them). Called under the upload's lock; ``row`` is updated in place."""
     old = row["offset"]
     new = old + appended.received
     now = utcnow()
@@ -140,9 +141,10 @@ async def save_segments(row: dict[str, Any], segments: list[Segment]) -> None:
 
 
 async def complete(services: Services, store: TusStore, row: dict[str, Any]) -> UUID | None:
-    """offset == length: a partial upload is simply done; anything else is sniffed, made whole at its final key,
-    hashed and recorded as an asset (``create_uploaded_asset``). Idempotent: a completion cut short (crash) is
-    finished by the next PATCH or HEAD-then-PATCH. Wrong content is a 415, the upload ``failed``, bytes removed."""
+    """offset == length: a partial upload is simply done; anything else is sniffed, made whole at its final
+    key, hashed and recorded as an asset (``create_uploaded_asset``). Idempotent: a completion cut short
+    (crash) is finished by the next PATCH or by the sweep (``finish_stalled``). Wrong content is a 415, the
+    upload ``failed``, bytes removed."""
     state = tus_state(row)
     now = utcnow()
     if state.get("concat") == "partial":
@@ -153,7 +155,8 @@ async def complete(services: Services, store: TusStore, row: dict[str, Any]) -> 
     profile_name = row["profile"]
     profile = services.settings.profiles.get(profile_name)
     if profile is None:
-        error = ValidationFailed(f"Profile {profile_name!r} is no longer configured", details={"profile": profile_name})
+        error = ValidationFailed(f"Profile {profile_name!r} is no longer configured",
+                                 details={"profile": profile_name})
         await fail(store, row, error.message)
         raise error
     head = await store.read_head(row, SNIFF_BYTES)
@@ -173,7 +176,8 @@ async def complete(services: Services, store: TusStore, row: dict[str, Any]) -> 
         await create_uploaded_asset(
             services, asset_id=asset_id, tenant_id=row["tenant"], profile_name=profile_name,
             original_name=row["original_name"], storage_key=row["storage_key"], size_bytes=row["length"],
-            sha256=sha256, content_type=sniffed.mime, method="tus", owner=state.get("owner", ""), metadata=extra,
+            sha256=sha256, content_type=sniffed.mime, method="tus", owner=state.get("owner", ""),
+            metadata=extra,
         )
     await Upload.update({
         Upload.status: "complete", Upload.asset: asset_id, Upload.content_type: sniffed.mime,
@@ -201,14 +205,14 @@ async def terminate(store: TusStore, row: dict[str, Any]) -> None:
         raise Conflict(f"Upload {row['id']} is complete; delete its asset instead",
                        details={"upload_id": str(row["id"]), "asset_id": str(row["asset"])})
     await store.discard(row)
-    await Upload.update({Upload.status: "aborted", Upload.expires_at: None, Upload.updated_at: utcnow()}).where(
-        Upload.id == row["id"]
-    )
+    await Upload.update({
+        Upload.status: "aborted", Upload.expires_at: None, Upload.updated_at: utcnow(),
+    }).where(Upload.id == row["id"])
     row["status"] = "aborted"
     forget_sha_state(row["id"])
 
 
-# --- the sweep (the `tus.expire` job) ------------------------------------------------------------------------
+# --- the sweep (the `tus.expire` job) -----------------------------------------------------------------------
 
 STALLED_SECONDS = 60
 
@@ -257,7 +261,8 @@ async def expire_uploads(storage: Any, settings: Settings, *, now: datetime | No
                 fresh = await Upload.select().where(Upload.id == row["id"]).output(load_json=True).first()
                 if fresh is None or not expired(fresh, now):
                     continue
-                if not (fresh["status"] == "uploading" or (fresh["status"] == "complete" and is_partial(fresh))):
+                kept_partial = fresh["status"] == "complete" and is_partial(fresh)
+                if not (fresh["status"] == "uploading" or kept_partial):
                     continue
                 await store.discard(fresh)
                 await Upload.update({Upload.status: "expired", Upload.updated_at: utcnow()}).where(

@@ -156,7 +156,7 @@ def _set_path(raw: dict[str, Any], path: list[str], value: Any) -> None:
 
 def _env_value(path: list[str], value: str, key: str) -> Any:
     stripped = value.strip()
-    if stripped[:1] in "[{":
+    if stripped and stripped[0] in "[{":
         try:
             return json.loads(stripped)
         except json.JSONDecodeError as exc:

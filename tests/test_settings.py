@@ -92,3 +92,10 @@ def test_secret_key_is_generated_once_into_the_data_dir(tmp_path):
     assert first.secret_key == second.secret_key
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
     assert ensure_secret_key(load_settings(env={}, secret_key="given")).secret_key == "given"
+
+
+def test_an_empty_variable_is_an_empty_value_not_bad_json():
+    settings = load_settings(env={"MEDIASVC_QUEUE__URL": "", "MEDIASVC_BLOCKED_PLUGINS": ""})
+    assert settings.queue.url == ""
+    assert settings.queue_url == settings.database_url  # empty: the Postgres queue on the database
+    assert settings.blocked_plugins == []

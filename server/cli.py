@@ -64,6 +64,8 @@ def main(ctx: click.Context, config: str | None) -> None:
     Production:                           mediasvc migrate && mediasvc serve   (and: mediasvc worker)
     """
     ctx.ensure_object(dict)["config"] = config
+    if config:  # child processes (Granian workers, the start-up check) read settings from the environment
+        os.environ["MEDIASVC_CONFIG"] = config
 
 
 @main.command()
@@ -179,13 +181,28 @@ def _export(settings: Settings, **given: Any) -> None:
             os.environ[f"MEDIASVC_{key.upper()}"] = str(value)
 
 
-def _check_app(settings: Settings) -> None:
-    from server.app import create_app
+_CHECK_APP = """
+import sys
+from server.app import create_app
+from server.errors import ConfigurationError
+from server.settings import SettingsError
+try:
+    create_app()
+except (ConfigurationError, SettingsError) as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(2)
+"""
 
-    try:
-        create_app(settings)
-    except ConfigurationError as exc:
-        raise click.ClickException(str(exc)) from exc
+
+def _check_app(settings: Settings) -> None:
+    """Build the app once, in a child process, so a bad setting or plugin stops `serve` with its message. In the
+    parent it would keep every import (PyAV, Pillow...) resident in a process that serves nothing."""
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", _CHECK_APP], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise click.ClickException(result.stderr.strip().splitlines()[-1] if result.stderr.strip()
+                                   else "the app failed to start")
 
 
 @main.command()

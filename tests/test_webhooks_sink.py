@@ -144,7 +144,8 @@ def test_allowlist_refuses_special_addresses(address):
 
 @pytest.mark.parametrize("address", ["8.8.8.8", "93.184.216.34", "2606:4700:4700::1111", "::ffff:8.8.8.8"])
 def test_allowlist_lets_public_addresses_through(address):
-    AddressPolicy().check("hooks.example.com", [address])
+    assert AddressPolicy().refusal("hooks.example.com", address) is None
+    AddressPolicy().check("hooks.example.com", [address])  # and does not raise
 
 
 def test_allow_loopback_and_allow_hosts_make_exceptions():

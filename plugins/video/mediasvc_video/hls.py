@@ -32,7 +32,7 @@ from mediasvc_video.hls_ladder import (
 )
 from mediasvc_video.media import local_input, open_media, output_key, run_with_progress, temp_dir, upload
 from mediasvc_video.mp4 import _rotate
-from mediasvc_video.probe import _duration, _normal_rotation
+from mediasvc_video.probe import VideoInput
 from server.contracts import RenditionOut
 from server.processing import PermanentProcessingError
 
@@ -91,21 +91,9 @@ class _RungOut:
 def transcode_ladder(path: Path, out_dir: Path, preset: str, report: Any) -> dict[str, Any]:
     """Decode ``path`` once and write every rung under ``out_dir/{rung}/``; returns the plan and stats."""
     with open_media(path) as src:
-        if not src.streams.video:
-            raise PermanentProcessingError("the file has no video stream")
-        vin = src.streams.video[0]
-        vin.thread_type = "AUTO"
-        ain = src.streams.audio[0] if src.streams.audio else None
-        duration = _duration(src) or 0.0
-        src_w, src_h = vin.codec_context.width, vin.codec_context.height
-        if not src_w or not src_h:
-            raise PermanentProcessingError("the video stream has no picture size")
-        first = next(iter(src.decode(vin)), None)
-        if first is None:
-            raise PermanentProcessingError("no video frame could be decoded")
-        rotation = _normal_rotation(first.rotation or 0)
-        src.seek(0)
-        shown_w, shown_h = (src_h, src_w) if rotation in (90, 270) else (src_w, src_h)
+        source = VideoInput(src)
+        vin, ain, duration, rotation = source.video, source.audio, source.duration, source.rotation
+        shown_w, shown_h = source.shown_width, source.shown_height
         rungs = plan_ladder(shown_w, shown_h)
         rate = vin.average_rate or vin.guessed_rate or Fraction(30)
         rate = Fraction(rate).limit_denominator(1001)

@@ -12,7 +12,7 @@ from av.video.frame import PictureType
 
 from mediasvc_video.limits import VideoLimits, limits_from
 from mediasvc_video.media import local_input, open_media, output_key, run_with_progress, temp_dir, upload
-from mediasvc_video.probe import _duration, _normal_rotation
+from mediasvc_video.probe import VideoInput
 from server.contracts import RenditionOut
 from server.processing import PermanentProcessingError
 
@@ -38,22 +38,9 @@ def _rotate(frame: Any, rotation: int, out_w: int, out_h: int) -> Any:
 
 def transcode(path: Path, target: Path, limits: VideoLimits, report: Any) -> dict[str, Any]:
     with open_media(path) as src:
-        if not src.streams.video:
-            raise PermanentProcessingError("the file has no video stream")
-        vin = src.streams.video[0]
-        vin.thread_type = "AUTO"
-        ain = src.streams.audio[0] if src.streams.audio else None
-        duration = _duration(src) or 0.0
-        src_w, src_h = vin.codec_context.width, vin.codec_context.height
-        if not src_w or not src_h:
-            raise PermanentProcessingError("the video stream has no picture size")
-        # the rotation is in the frames' display matrix: peek at the first frame
-        first = next(iter(src.decode(vin)), None)
-        if first is None:
-            raise PermanentProcessingError("no video frame could be decoded")
-        rotation = _normal_rotation(first.rotation or 0)
-        src.seek(0)
-        shown_w, shown_h = (src_h, src_w) if rotation in (90, 270) else (src_w, src_h)
+        source = VideoInput(src)
+        vin, ain, duration, rotation = source.video, source.audio, source.duration, source.rotation
+        shown_w, shown_h = source.shown_width, source.shown_height
         out_w, out_h = fit(shown_w, shown_h, limits.mp4_max_width, limits.mp4_max_height)
 
         with av.open(str(target), "w", format="mp4", options={"movflags": "+faststart"}) as dst:

@@ -150,3 +150,26 @@ class ProbeProcessor:
         check_limits(info, limits)
         await ctx.progress(100)
         return []
+
+
+class VideoInput:
+    """The facts about a source's video that every transcoder needs, read once after opening it."""
+
+    def __init__(self, src: Any) -> None:
+        if not src.streams.video:
+            raise PermanentProcessingError("the file has no video stream")
+        self.video = src.streams.video[0]
+        self.video.thread_type = "AUTO"
+        self.audio = src.streams.audio[0] if src.streams.audio else None
+        self.duration = _duration(src) or 0.0
+        self.width, self.height = self.video.codec_context.width, self.video.codec_context.height
+        if not self.width or not self.height:
+            raise PermanentProcessingError("the video stream has no picture size")
+        # the rotation is in the frames' display matrix: peek at the first frame, then rewind
+        first = next(iter(src.decode(self.video)), None)
+        if first is None:
+            raise PermanentProcessingError("no video frame could be decoded")
+        self.rotation = _normal_rotation(first.rotation or 0)
+        src.seek(0)
+        turned = self.rotation in (90, 270)
+        self.shown_width, self.shown_height = (self.height, self.width) if turned else (self.width, self.height)

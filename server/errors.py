@@ -52,6 +52,24 @@ class Conflict(MediaServiceError):
     status_code, code = 409, "conflict"
 
 
+class Gone(MediaServiceError):
+    """It existed (an upload, a token's target) but was terminated or expired."""
+
+    status_code, code = 410, "gone"
+
+
+class PreconditionFailed(MediaServiceError):
+    """A required precondition header is missing or wrong (e.g. tus's ``Tus-Resumable``)."""
+
+    status_code, code = 412, "precondition_failed"
+
+
+class Locked(MediaServiceError):
+    """Another request, on this or another instance, holds the resource right now."""
+
+    status_code, code = 423, "locked"
+
+
 class PayloadTooLarge(MediaServiceError):
     status_code, code = 413, "payload_too_large"
 

@@ -1,26 +1,10 @@
-"""The tus-specific statuses, in the same JSON error envelope as every other error (see server/errors.py)."""
+"""The tus-only status (460, checksum extension); the others tus uses (410, 412, 423) are in server/errors.py."""
 
 from __future__ import annotations
 
-from server.errors import MediaServiceError
+from server.errors import Gone, Locked, MediaServiceError, PreconditionFailed
 
-
-class PreconditionFailed(MediaServiceError):
-    """412: the request's ``Tus-Resumable`` is missing or names a version this server does not speak."""
-
-    status_code, code = 412, "precondition_failed"
-
-
-class Gone(MediaServiceError):
-    """410: the upload existed but was terminated, expired or failed; its bytes are gone."""
-
-    status_code, code = 410, "gone"
-
-
-class Locked(MediaServiceError):
-    """423: another request (on this or another instance) is writing to the same upload right now."""
-
-    status_code, code = 423, "locked"
+__all__ = ["ChecksumMismatch", "Gone", "Locked", "PreconditionFailed"]
 
 
 class ChecksumMismatch(MediaServiceError):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
 from typing import Annotated, Any
@@ -20,13 +18,13 @@ from server.api.media import serve_url
 from server.asset_jobs import PURGE_JOB
 from server.auth import PrincipalDep
 from server.errors import (
-    BadRequest,
     Conflict,
     NotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
     ValidationFailed,
 )
+from server.pagination import decode_cursor, encode_cursor
 from server.processing import schedule_processing
 from server.queue import enqueue_job
 from server.schemas import (
@@ -48,20 +46,6 @@ from server.tables import ProcessingJob, Rendition
 
 def to_asset(row: dict[str, Any]) -> Asset:
     return msgspec.convert({k: row[k] for k in Asset.__struct_fields__ if k in row}, Asset, from_attributes=True)
-
-
-def _encode_cursor(created_at: datetime, asset_id: UUID) -> str:
-    raw = msgspec.json.encode([created_at.isoformat(), str(asset_id)])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, asset_id = msgspec.json.decode(raw, type=tuple[str, str])
-        return datetime.fromisoformat(created), UUID(asset_id)
-    except (binascii.Error, msgspec.DecodeError, ValueError) as exc:
-        raise BadRequest("Invalid cursor", details={"cursor": cursor}) from exc
 
 
 async def get_asset_row(asset_id: FromPath[UUID], principal: PrincipalDep, *, include_deleted: bool = False) -> dict[str, Any]:
@@ -156,7 +140,7 @@ class AssetController(Controller):
             where.append(AssetRow.created_at < created_before)
         query = AssetRow.select().where(*where)
         if cursor:
-            created, last_id = _decode_cursor(cursor)
+            created, last_id = decode_cursor(cursor)
             query = query.where(
                 (AssetRow.created_at < created) | ((AssetRow.created_at == created) & (AssetRow.id < last_id))
             )
@@ -164,7 +148,7 @@ class AssetController(Controller):
             load_json=True
         )
         items = [to_asset(r) for r in rows[:limit]]
-        next_cursor = _encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit \
+        next_cursor = encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit \
             else None
         return Page(items=items, next_cursor=next_cursor)
 

@@ -24,7 +24,6 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from msgspec import Meta
 
 from server import events
-from server.api.assets import _decode_cursor, _encode_cursor
 from server.auth import Principal, PrincipalDep
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.ingest.sessions_gaps import (
@@ -37,6 +36,7 @@ from server.ingest.sessions_join import JOIN_JOB, store_file, wants_join
 from server.ingest.sessions_multipart import ReceivedFile, check_content_length, receive_form
 from server.ingest.validation import Sniffed, check_content, check_declared, sanitize_filename
 from server.media_probe import probe_duration
+from server.pagination import decode_cursor, encode_cursor
 from server.profiles import Profile
 from server.queue import enqueue_job
 from server.services import Services, ServicesDep
@@ -318,14 +318,14 @@ class SessionController(Controller):
             where.append(RecordingSession.user_id == user_id)
         query = RecordingSession.select().where(*where)
         if cursor:
-            created, last_id = _decode_cursor(cursor)
+            created, last_id = decode_cursor(cursor)
             query = query.where((RecordingSession.created_at < created)
                                 | ((RecordingSession.created_at == created) & (RecordingSession.id < last_id)))
         rows = await query.order_by(RecordingSession.created_at, RecordingSession.id, ascending=False).limit(
             limit + 1).output(load_json=True)
         page = rows[:limit]
         chunks = await _chunk_rows([r["id"] for r in page])
-        next_cursor = _encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit \
+        next_cursor = encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit \
             else None
         return SessionPage(items=[_summary(r, chunks[r["id"]]) for r in page], next_cursor=next_cursor)
 

@@ -7,34 +7,17 @@ cached for a short while.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import time
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import msgspec
 
-from server.errors import BadRequest
+from server.pagination import decode_cursor, encode_cursor
 from server.tables import Asset
 
 PAGE = 50
 STORAGE_TTL = 30.0
-
-
-def encode_cursor(created_at: datetime, row_id: UUID) -> str:
-    raw = msgspec.json.encode([created_at.isoformat(), str(row_id)])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, row_id = msgspec.json.decode(raw, type=tuple[str, str])
-        return datetime.fromisoformat(created), UUID(row_id)
-    except (binascii.Error, msgspec.DecodeError, ValueError) as exc:
-        raise BadRequest("Invalid cursor", details={"cursor": cursor}) from exc
 
 
 class Where:

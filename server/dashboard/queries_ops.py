@@ -8,8 +8,9 @@ from uuid import UUID
 
 import msgspec
 
-from server.dashboard.queries import PAGE, Where, _page, decode_cursor, raw
+from server.dashboard.queries import PAGE, Where, _page, raw
 from server.ingest.sessions_gaps import expected_count, inconsistent_chunks, missing_ranges
+from server.pagination import decode_cursor
 from server.timeouts import within
 
 # --- recording sessions --------------------------------------------------------------------------------------

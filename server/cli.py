@@ -267,6 +267,59 @@ def plugins(ctx: click.Context) -> None:
 
 
 @main.group()
+def models() -> None:
+    """Models that plugins need (speech, image analysis), prepared once from installed registry packages."""
+
+
+def _model_host(ctx: click.Context) -> Any:
+    from server.plugins import PluginHost
+
+    try:
+        return PluginHost(_settings(ctx))
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@models.command("list")
+@click.pass_context
+def models_list(ctx: click.Context) -> None:
+    """Every model plugins declare: name, whether it is prepared (and where), licence."""
+    host = _model_host(ctx)
+    for spec in host.models.values():
+        path = spec.locate(host.settings)
+        state = f"installed  {path}" if path else "missing    (mediasvc models install " + spec.name + ")"
+        click.echo(f"{spec.name:<28} {state}")
+        click.echo(f"{'':<28} {spec.description}; licence: {spec.licence}")
+
+
+@models.command("install")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def models_install(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Prepare models by name (see `mediasvc models list`); a prepared model is left as it is."""
+    from server.errors import ModelMissing
+
+    host = _model_host(ctx)
+    for name in names:
+        spec = host.models.get(name)
+        if spec is None:
+            raise click.ClickException(f"unknown model {name!r}; known: {', '.join(sorted(host.models)) or 'none'}")
+        existing = spec.locate(host.settings)
+        if existing:
+            click.echo(f"{name}: already installed at {existing}", err=True)
+            click.echo(existing)
+            continue
+        done = _step(f"installing {name}")
+        try:
+            path = spec.install(host.settings)
+        except ModelMissing as exc:
+            click.echo("", err=True)
+            raise click.ClickException(exc.message) from exc
+        done()
+        click.echo(path)
+
+
+@main.group()
 def apikey() -> None:
     """Create, list and revoke API keys (REST clients authenticate with `Authorization: Bearer <key>`)."""
 

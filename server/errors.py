@@ -86,6 +86,12 @@ class ServiceUnavailable(MediaServiceError):
     status_code, code = 503, "service_unavailable"
 
 
+class ModelMissing(ServiceUnavailable):
+    """A model is not prepared on this machine; the message names the command or package that provides it."""
+
+    code = "model_missing"
+
+
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",

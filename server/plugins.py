@@ -22,7 +22,7 @@ from server.errors import ConfigurationError
 if TYPE_CHECKING:
     from saq import CronJob
 
-    from server.contracts import EventSink, Processor, StorageBackend
+    from server.contracts import Analyzer, EventSink, ModelSpec, Processor, StorageBackend, TranscriptionEngine
     from server.settings import Settings
 
 ENTRY_POINT_GROUP = "mediasvc"
@@ -69,6 +69,16 @@ def _flatten(results: list[list[Any] | None]) -> list[Any]:
     return [item for result in results if result for item in result]
 
 
+def _unique(what: str, items: list[Any]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for item in items:
+        if item.name in found:
+            raise ConfigurationError(f"Duplicate {what} name {item.name!r}: {type(found[item.name]).__module__} "
+                                     f"and {type(item).__module__}")
+        found[item.name] = item
+    return found
+
+
 class PluginHost:
     """What the rest of the core asks of plugins, with the checks done once."""
 
@@ -86,6 +96,8 @@ class PluginHost:
         self.processors  # noqa: B018
         self.event_sinks  # noqa: B018
         self.jobs  # noqa: B018
+        self.transcription_engines  # noqa: B018
+        self.analyzers  # noqa: B018
         missing = sorted(
             {f"{profile}:{step}" for profile, p in self.settings.profiles.items() for step in p.steps}
             - {f"{profile}:{step}" for profile, p in self.settings.profiles.items() for step in p.steps
@@ -160,6 +172,19 @@ class PluginHost:
                 raise ConfigurationError(f"Duplicate job name {name!r}")
             found[name] = fn
         return found
+
+    @cached_property
+    def models(self) -> dict[str, ModelSpec]:
+        return _unique("model", _flatten(self.hook.register_models(settings=self.settings)))
+
+    @cached_property
+    def transcription_engines(self) -> dict[str, TranscriptionEngine]:
+        return _unique("transcription engine",
+                       _flatten(self.hook.register_transcription_engines(settings=self.settings)))
+
+    @cached_property
+    def analyzers(self) -> dict[str, Analyzer]:
+        return _unique("analyzer", _flatten(self.hook.register_analyzers(settings=self.settings)))
 
     @cached_property
     def cron_jobs(self) -> list[CronJob]:

@@ -66,6 +66,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     base_url: str = ""  # public URL of this service, e.g. https://media.example.com
     cdn_base_url: str = ""  # used instead of base_url in every public media URL the API returns
     secret_key: str = ""  # signs URLs and tokens; generated into <data_dir>/secret_key when empty
+    models_dir: str = ""  # prepared models (`mediasvc models install`); default <data_dir>/models
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
     blocked_plugins: list[str] = []
@@ -81,6 +82,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     @property
     def queue_url(self) -> str:
         return self.queue.url or self.database_url
+
+    @property
+    def models_path(self) -> Path:
+        return Path(self.models_dir or Path(self.data_dir) / "models")
 
     @property
     def public_base_url(self) -> str:

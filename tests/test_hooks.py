@@ -12,7 +12,7 @@ from saq import CronJob
 
 from jobs.worker import worker_settings
 from server.app import create_app
-from server.contracts import MenuLink, Panel
+from server.contracts import AnalysisResult, Finding, MenuLink, ModelSpec, Panel, Transcription
 from server.errors import ConfigurationError
 from server.hookspecs import hookimpl
 from server.plugins import PluginHost
@@ -95,8 +95,48 @@ class PluginWithEverything:
         return [Panel(title="Scratch", template="scratch.html", context={"n": 1})]
 
     @hookimpl
+    def asset_panels(self, request, asset):
+        return [Panel(title=f"Scratch for {asset['kind']}", template="scratch.html", context={"n": 2})]
+
+    @hookimpl
     def menu_links(self, request):
         return [MenuLink(label="Scratch", href="/scratch")]
+
+    @hookimpl
+    def register_models(self, settings):
+        target = settings.models_path / "scratch.bin"
+
+        def install(settings):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(b"weights")
+            return target
+
+        return [ModelSpec(name="scratch-model", description="test", licence="CC0",
+                          locate=lambda settings: target if target.exists() else None, install=install)]
+
+    @hookimpl
+    def register_transcription_engines(self, settings):
+        class Echo:
+            name = "echo"
+
+            def transcribe(self, audio_path, *, language=None, model=None, threads=None):
+                text = audio_path.read_text()
+                return Transcription(text=text, language=language or "en", duration_seconds=1.0, segments=[],
+                                     model=model or "echo", engine=self.name)
+
+        return [Echo()]
+
+    @hookimpl
+    def register_analyzers(self, settings):
+        class Size:
+            name = "size"
+            model = "pixels"
+
+            def analyze(self, image, *, max_results=10, min_confidence=0.0):
+                return AnalysisResult(analysis_type=self.name, model=self.model, elapsed_ms=0.0,
+                                      findings=[Finding(name=f"{image.width}x{image.height}", confidence=1.0)])
+
+        return [Size()]
 
     @hookimpl
     def startup(self, app):
@@ -167,6 +207,11 @@ def test_hook_dashboard_panels(settings):
     assert [p.title for p in panels] == ["Scratch"]
 
 
+def test_hook_asset_panels(settings):
+    results = host_with(settings).hook.asset_panels(request=None, asset={"kind": "image"})
+    assert [p.title for result in results for p in result] == ["Scratch for image"]
+
+
 def test_hook_menu_links(settings):
     links = [link for result in host_with(settings).hook.menu_links(request=None) for link in result]
     assert ("Scratch", "/scratch") in [(link.label, link.href) for link in links]
@@ -186,3 +231,36 @@ async def test_hook_shutdown(make_settings):
         pass
     assert plugin.calls == ["startup:True", "shutdown:True"]
 
+
+
+def test_hook_register_models(settings):
+    spec = host_with(settings).models["scratch-model"]
+    assert spec.locate(settings) is None
+    path = spec.install(settings)
+    assert path.read_bytes() == b"weights" and spec.locate(settings) == path
+    assert path.parent == settings.models_path
+
+
+def test_hook_register_transcription_engines(settings, tmp_path):
+    engine = host_with(settings).transcription_engines["echo"]
+    (tmp_path / "a.wav").write_text("hello there")
+    result = engine.transcribe(tmp_path / "a.wav", language="de")
+    assert (result.text, result.language, result.engine) == ("hello there", "de", "echo")
+
+
+def test_hook_register_analyzers(settings):
+    from PIL import Image
+
+    analyzer = host_with(settings).analyzers["size"]
+    assert analyzer.analyze(Image.new("RGB", (7, 5))).findings[0].name == "7x5"
+
+
+def test_duplicate_analyzer_names_fail_at_startup(settings):
+    class Twice:
+        @hookimpl
+        def register_analyzers(self, settings):
+            return PluginWithEverything().register_analyzers(settings)
+
+    host = PluginHost(settings, [PluginWithEverything(), Twice()])
+    with pytest.raises(ConfigurationError, match="Duplicate analyzer name 'size'"):
+        host.validate()

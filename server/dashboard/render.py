@@ -47,13 +47,15 @@ def render(request: HTMXRequest, page: str, fragment: str | None = None, *, stat
     return Template(template_name=f"pages/{page}", context=context, status_code=status_code)
 
 
-def render_panels(request: HTMXRequest) -> list[dict[str, Any]]:
-    """Plugin panels, each rendered on its own: a failing panel shows an error box, never breaks the page."""
+def render_panels(request: HTMXRequest, asset: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Plugin panels (the overview's, or an asset page's when ``asset`` is given), each rendered on its own: a
+    failing panel shows an error box, never breaks the page."""
     services = request.app.state.services
     engine: JinjaTemplateEngine = request.app.template_engine  # type: ignore[assignment]
-    panels = []
-    for result in services.host.hook.dashboard_panels(request=request):
-        panels.extend(result or [])
+    hook = services.host.hook
+    results = hook.dashboard_panels(request=request) if asset is None else hook.asset_panels(request=request,
+                                                                                              asset=asset)
+    panels = [panel for result in results for panel in (result or [])]
     rendered = []
     for panel in sorted(panels, key=lambda p: p.order):
         try:

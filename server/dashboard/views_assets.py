@@ -92,7 +92,8 @@ class AssetsController(Controller):
         if wants_fragment(request):  # the self-replacing processing panel polls this URL
             return render(request, "asset.html", "_asset_processing.html", **context)
         return render(request, "asset.html", "_asset_processing.html", **context,
-                      renditions=await dq.renditions(asset_id), transcript=await dq.transcript_for(asset_id=asset_id))
+                      renditions=await dq.renditions(asset_id), transcript=await dq.transcript_for(asset_id=asset_id),
+                      panels=render_panels(request, asset=row))
 
     @get("/{asset_id:uuid}/progress")
     async def progress(self, request: HTMXRequest, asset_id: UUID) -> Template:

@@ -1,0 +1,3 @@
+"""Hook implementations of mediasvc-analysis."""
+
+from server.hookspecs import hookimpl  # noqa: F401

@@ -1,0 +1,1 @@
+"""mediasvc face detection with OpenCV's Haar cascades."""

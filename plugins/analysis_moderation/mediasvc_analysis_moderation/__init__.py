@@ -1,0 +1,1 @@
+"""mediasvc image moderation (NSFW score) with open_nsfw on onnxruntime."""

@@ -1,0 +1,3 @@
+"""Hook implementations of mediasvc-analysis-moderation."""
+
+from server.hookspecs import hookimpl  # noqa: F401

@@ -1,0 +1,1 @@
+"""mediasvc text in images (OCR) with RapidOCR (PP-OCR) on onnxruntime."""

@@ -1,0 +1,1 @@
+"""mediasvc transcribe step: transcripts, WebVTT/SRT captions, HLS subtitles, session stitching and the transcription API."""

@@ -1,0 +1,3 @@
+"""Hook implementations of mediasvc-whispercpp."""
+
+from server.hookspecs import hookimpl  # noqa: F401

@@ -27,6 +27,9 @@ from server.api.sessions import SessionController
 from server.api.tus import TusController
 from server.api.uploads import PUBLIC_UPLOAD_ROUTES, UploadController
 from server.api.validate import ValidateController
+from server.delivery.api import PlaybackController
+from server.delivery.embed import embed_player
+from server.delivery.hls import HLS_ROUTES
 from server.auth import api_key_guard, provide_principal
 from server.database import bind_tables, close_pool, engine_for, open_pool
 from server.errors import exception_handler
@@ -82,9 +85,10 @@ def _configure_routes(settings: Settings, host: PluginHost) -> list[Any]:
         path="/api/v1",
         guards=[api_key_guard],
         route_handlers=[AssetController, StatsController, PluginController, SessionController, DeviceController,
-                        TusController, UploadController, ValidateController],
+                        TusController, UploadController, ValidateController, PlaybackController],
     )
-    routes: list[Any] = [api, OpsController, *MEDIA_ROUTES, *PUBLIC_UPLOAD_ROUTES, *host.routes()]
+    routes: list[Any] = [api, OpsController, *MEDIA_ROUTES, *HLS_ROUTES, embed_player, *PUBLIC_UPLOAD_ROUTES,
+                         *host.routes()]
     static_dir = WEB_DIR / "static"
     if static_dir.is_dir():
         routes.append(create_static_files_router(path="/static", directories=[static_dir], name="static",

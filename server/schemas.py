@@ -117,6 +117,50 @@ class RenditionOut(msgspec.Struct):
     duration_seconds: float | None
     bitrate: int | None
     metadata: dict[str, Any]
+    url: str | None = None  # signed, expiring, on the CDN base URL when one is set; HLS plays via /playback
+
+
+class PlaybackTokenRequest(msgspec.Struct, forbid_unknown_fields=True):
+    subject: str  # who will watch: a user id, a session id…
+    ttl_seconds: int | None = None  # default playback.default_ttl_seconds, at most playback.max_ttl_seconds
+    ip: str | None = None  # bind the token to the viewer's IP address
+
+
+class PlaybackToken(msgspec.Struct):
+    token: str
+    asset_id: UUID
+    subject: str
+    expires_at: datetime
+    hls_url: str
+    playback_url: str  # GET it (no API key) for the full playback info
+
+
+class CaptionTrack(msgspec.Struct):
+    language: str
+    format: str  # vtt, srt
+    url: str
+
+
+class PlaybackVariant(msgspec.Struct):
+    name: str
+    width: int | None
+    height: int | None
+    bandwidth: int | None
+
+
+class PlaybackInfo(msgspec.Struct):
+    asset_id: UUID
+    kind: str
+    status: AssetStatus
+    duration_seconds: float | None
+    hls_url: str | None  # token-bound; None until the HLS rendition exists
+    mp4_url: str | None
+    thumbnail_url: str | None
+    poster_url: str | None
+    original_url: str | None
+    captions: list[CaptionTrack]
+    variants: list[PlaybackVariant]
+    token_expires_at: datetime | None
 
 
 class AssetDetail(Asset):

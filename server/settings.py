@@ -58,6 +58,24 @@ class EventSettings(msgspec.Struct, forbid_unknown_fields=True):
     sink_timeout_seconds: float = 10.0
 
 
+class PlaybackSettings(msgspec.Struct, forbid_unknown_fields=True):
+    """Token-protected HLS. ``keys`` maps key ids to secrets; tokens are signed with ``active_key`` and verified with
+    any key still listed, so a key can be rotated in without breaking live tokens. With no keys configured, one
+    (``k0``) is derived from ``secret_key``."""
+
+    keys: dict[str, str] = {}
+    active_key: str = ""
+    default_ttl_seconds: int = 3600
+    max_ttl_seconds: int = 86400
+    # How segment bytes reach players: "proxy" (through the app, Range-capable), "presign" (variant playlists
+    # list short-lived presigned object-store URLs), "cdn" (variant playlists list segment_base_url + key).
+    # Empty: proxy on the local backend, presign on object stores.
+    segment_delivery: Literal["", "proxy", "presign", "cdn"] = ""
+    segment_base_url: str = ""  # for "cdn": where the storage keys are published
+    playlist_max_age_seconds: int = 2
+    trust_forwarded_for: bool = False  # take the client IP for IP-bound tokens from X-Forwarded-For
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True):
     data_dir: str = "./data"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/mediasvc"
@@ -76,6 +94,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     storage: StorageSettings = msgspec.field(default_factory=StorageSettings)
     queue: QueueSettings = msgspec.field(default_factory=QueueSettings)
     events: EventSettings = msgspec.field(default_factory=EventSettings)
+    playback: PlaybackSettings = msgspec.field(default_factory=PlaybackSettings)
     profiles: dict[str, Profile] = msgspec.field(default_factory=lambda: dict(DEFAULT_PROFILES))
     plugins: dict[str, dict[str, Any]] = {}  # per-plugin settings, validated by the plugin's own struct
 
@@ -211,3 +230,10 @@ def _check(settings: Settings) -> None:
             raise SettingsError(f"profiles.{name}.max_bytes: must be positive, got {profile.max_bytes}")
         if not profile.formats:
             raise SettingsError(f"profiles.{name}.formats: a profile must allow at least one format")
+    playback = settings.playback
+    if playback.keys and playback.active_key not in playback.keys:
+        raise SettingsError(f"{ENV_PREFIX}PLAYBACK__ACTIVE_KEY (settings key 'playback.active_key'): must be one of "
+                            f"the configured playback.keys {sorted(playback.keys)}, got {playback.active_key!r}")
+    if playback.segment_delivery == "cdn" and not playback.segment_base_url:
+        raise SettingsError(f"{ENV_PREFIX}PLAYBACK__SEGMENT_BASE_URL (settings key 'playback.segment_base_url'): "
+                            "required when playback.segment_delivery is 'cdn'")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 import socket
 import uuid
 from pathlib import Path
@@ -38,15 +40,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-async def served(make_settings):
-    """The real app under Granian (embedded, in this event loop) with the SAQ worker running inside it."""
+@asynccontextmanager
+async def serve_with_granian(app) -> AsyncIterator[str]:
+    """The app under Granian (embedded, in this event loop) on a free port; yields its base URL."""
     from granian.constants import Interfaces
     from granian.server.embed import Server
 
-    settings = make_settings(profiles=PROFILES, run_worker_in_app=True,
-                             **{"queue.name": f"browser-{uuid.uuid4().hex[:8]}"})
-    app = create_app(settings, extra_plugins=[DashPlugin()])
     port = free_port()
     server = Server(app, address="127.0.0.1", port=port, interface=Interfaces.ASGI, log_enabled=False)
     task = asyncio.create_task(server.serve())
@@ -58,9 +57,21 @@ async def served(make_settings):
         except OSError:
             await asyncio.sleep(0.05)
     await asyncio.sleep(0.3)  # lifespan: database pool and worker
-    yield f"http://127.0.0.1:{port}", app.state.services
-    server.stop()
-    await asyncio.wait_for(task, 15)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+        await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture
+async def served(make_settings):
+    """The real app under Granian with the SAQ worker running inside it."""
+    settings = make_settings(profiles=PROFILES, run_worker_in_app=True,
+                             **{"queue.name": f"browser-{uuid.uuid4().hex[:8]}"})
+    app = create_app(settings, extra_plugins=[DashPlugin()])
+    async with serve_with_granian(app) as base:
+        yield base, app.state.services
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from server import events
 from server.api.media import serve_url
 from server.asset_jobs import PURGE_JOB
 from server.auth import PrincipalDep
+from server.delivery.api import rendition_urls
 from server.errors import (
     Conflict,
     NotFound,
@@ -153,10 +154,11 @@ class AssetController(Controller):
         return Page(items=items, next_cursor=next_cursor)
 
     @get("/{asset_id:uuid}", summary="One asset with its renditions and processing steps")
-    async def get_asset(self, asset_id: FromPath[UUID], principal: PrincipalDep) -> AssetDetail:
+    async def get_asset(self, asset_id: FromPath[UUID], principal: PrincipalDep,
+                        services: ServicesDep) -> AssetDetail:
         row = await get_asset_row(asset_id, principal)
-        renditions = await Rendition.select().where(Rendition.asset == asset_id).order_by(
-            Rendition.kind).order_by(Rendition.name).output(load_json=True)
+        renditions = rendition_urls(services.settings, await Rendition.select().where(
+            Rendition.asset == asset_id).order_by(Rendition.kind).order_by(Rendition.name).output(load_json=True))
         asset = to_asset(row)
         return AssetDetail(**msgspec.structs.asdict(asset),
                            renditions=[msgspec.convert(r, RenditionOut, from_attributes=True) for r in renditions],

@@ -139,10 +139,13 @@ def _range_applies(request: Request[Any, Any, Any], etag: str, modified: datetim
         return False
 
 
-async def _respond(request: Request[Any, Any, Any], services: Any, key: str) -> Response[Any]:
+async def respond_with_object(request: Request[Any, Any, Any], services: Any, key: str, *,
+                              cache_control: str = "private, max-age=300",
+                              extra_headers: dict[str, str] | None = None) -> Response[Any]:
+    """The object's bytes with Range (206), ETag/Last-Modified and conditional requests (304)."""
     info, path = await _object_info(services, key)
     etag = _etag(info)
-    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=300"}
+    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": cache_control, **(extra_headers or {})}
     if info.last_modified:
         headers["Last-Modified"] = format_datetime(info.last_modified, usegmt=True)
     if _not_modified(request, etag, info.last_modified):
@@ -182,13 +185,13 @@ async def serve_media(request: Request[Any, Any, Any], key: FromPath[str], servi
     if services.storage.local_path(key) is None:  # object store: the bytes go straight from there
         url = await services.storage.presign(key, method="GET", expires_in=300)
         return Redirect(url, status_code=302, headers={"Cache-Control": "no-store"})
-    return await _respond(request, services, key)
+    return await respond_with_object(request, services, key)
 
 
 @route("/media/stream/{key:path}", http_method=[HttpMethod.GET, HttpMethod.HEAD], opt={"public": True},
        summary="Signed download, proxied (no redirect)")
 async def stream_media(request: Request[Any, Any, Any], key: FromPath[str], services: ServicesDep) -> Response[Any]:
-    return await _respond(request, services, _verified_key(request, key, services, "stream"))
+    return await respond_with_object(request, services, _verified_key(request, key, services, "stream"))
 
 
 MEDIA_ROUTES = [serve_media, stream_media]

@@ -155,8 +155,8 @@ async def asset_detail(tenant: UUID | None, asset_id: UUID) -> dict[str, Any] | 
 
 
 async def renditions(asset_id: UUID) -> list[dict[str, Any]]:
-    return await raw("SELECT kind, name, content_type, size_bytes, width, height, duration_seconds, bitrate "
-                     "FROM renditions WHERE asset = {} ORDER BY kind, name", asset_id)
+    return await raw("SELECT kind, name, content_type, size_bytes, width, height, duration_seconds, bitrate, "
+                     "storage_key FROM renditions WHERE asset = {} ORDER BY kind, name", asset_id)
 
 
 async def transcript_for(*, asset_id: UUID | None = None, session_id: UUID | None = None) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ from server.api.assets import processing_status
 from server.asset_jobs import PURGE_JOB
 from server.dashboard import queries as dq
 from server.dashboard.auth import Operator, admin_guard
+from server.dashboard.previews import preview_context
 from server.dashboard.queries_ops import queue_info
 from server.dashboard.render import render, render_panels, wants_fragment
 from server.errors import Conflict, NotFound
@@ -91,8 +92,11 @@ class AssetsController(Controller):
         context = await processing_context(row)
         if wants_fragment(request):  # the self-replacing processing panel polls this URL
             return render(request, "asset.html", "_asset_processing.html", **context)
-        return render(request, "asset.html", "_asset_processing.html", **context,
-                      renditions=await dq.renditions(asset_id), transcript=await dq.transcript_for(asset_id=asset_id),
+        renditions = await dq.renditions(asset_id)
+        previews = preview_context(request.app.state.services.settings, row, renditions,
+                                   operator_of(request).email)
+        return render(request, "asset.html", "_asset_processing.html", **context, **previews,
+                      renditions=renditions, transcript=await dq.transcript_for(asset_id=asset_id),
                       panels=render_panels(request, asset=row))
 
     @get("/{asset_id:uuid}/progress")

@@ -1,0 +1,1 @@
+"""Delivery: playback tokens, the token-checked HLS proxy, and the playback API."""

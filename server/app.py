@@ -29,6 +29,7 @@ from server.api.uploads import PUBLIC_UPLOAD_ROUTES, UploadController
 from server.api.validate import ValidateController
 from server.delivery.api import PlaybackController
 from server.delivery.embed import embed_player
+from server.delivery.fast_path import hls_fast_path
 from server.delivery.hls import HLS_ROUTES
 from server.auth import api_key_guard, provide_principal
 from server.database import bind_tables, close_pool, engine_for, open_pool
@@ -51,7 +52,7 @@ def create_app(settings: Settings | None = None, *, extra_plugins: Sequence[obje
     settings = ensure_secret_key(settings or load_settings())
     host = _configure_plugins(settings, extra_plugins)
     services = _configure_services(settings, host)
-    return Litestar(
+    app = Litestar(
         route_handlers=_configure_routes(settings, host),
         dependencies={"services": Provide(provide_services, sync_to_thread=False),
                       "principal": Provide(provide_principal, sync_to_thread=False)},
@@ -65,6 +66,8 @@ def create_app(settings: Settings | None = None, *, extra_plugins: Sequence[obje
         request_max_body_size=settings.max_json_body_bytes,
         debug=False,
     )
+    app.asgi_handler = hls_fast_path(app, app.asgi_handler)  # HLS bytes before routing, where it is safe
+    return app
 
 
 def _configure_plugins(settings: Settings, extra_plugins: Sequence[object]) -> PluginHost:

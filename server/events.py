@@ -33,7 +33,12 @@ MEDIA_DELETED = "media.deleted"
 TRANSCRIPTION_READY = "transcription.ready"
 CHUNK_UPLOADED = "chunk_uploaded"
 SESSION_COMPLETED = "session.completed"
-EVENT_TYPES = (
+RENDITION_READY = "rendition.ready"
+ORIGINAL_DELETED = "media.original_deleted"
+IMAGE_ANALYZED = "image.analyzed"
+ASSET_FLAGGED = "asset.flagged"
+ATTENDANCE_UPDATED = "attendance.updated"
+EVENT_TYPES = (  # the types the service and its built-in plugins emit (the dashboard's event filter)
     MEDIA_UPLOADED,
     MEDIA_PROCESSED,
     MEDIA_PROCESSING_FAILED,
@@ -41,6 +46,11 @@ EVENT_TYPES = (
     TRANSCRIPTION_READY,
     CHUNK_UPLOADED,
     SESSION_COMPLETED,
+    RENDITION_READY,
+    ORIGINAL_DELETED,
+    IMAGE_ANALYZED,
+    ASSET_FLAGGED,
+    ATTENDANCE_UPDATED,
 )
 
 DISPATCH_JOB = "events.dispatch"

@@ -214,7 +214,7 @@ async def test_public_profile_plays_without_a_token(make_settings, clip):
         assert embed.status_code == 200 and 'data-hls="' in embed.text
 
 
-async def test_object_store_segments_skip_the_app(make_settings, clip, s3_server: S3Server):  # noqa: F811
+async def test_object_store_segments_skip_the_app(make_settings, clip, s3_server: S3Server):
     storage = {f"storage.{k.lower()}": v for k, v in {
         "backend": "s3", "bucket": s3_server.bucket, "endpoint": s3_server.endpoint, "region": s3_server.region,
         "access_key_id": s3_server.access_key_id, "secret_access_key": s3_server.secret_access_key,

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from server.app import create_app
+from server.delivery.fast_path import ROUTE_LABEL
 from server.delivery.tokens import issue_token
-from tests.playback_helpers import CLIP_PROFILES, processed_video, tenant_with_key
-from tests.test_dashboard_browser import ARGS, CHROMIUM, shots  # noqa: F401 (fixture)
 from tests.dashboard_helpers import make_operator
-from tests.test_dashboard_browser import serve_with_granian, sign_in
+from tests.playback_helpers import CLIP_PROFILES, processed_video, tenant_with_key
+from tests.test_dashboard_browser import ARGS, CHROMIUM, serve_with_granian, shots, sign_in  # noqa: F401 (fixture)
 from tests.test_processors_hls import make_source
 
 # Headless Chromium blocks autoplay without a user gesture.
@@ -31,7 +31,7 @@ pytestmark = [
 ]
 
 
-async def test_hls_js_plays_a_token_protected_stream(make_settings, tmp_path, shots: Path):  # noqa: F811
+async def test_hls_js_plays_a_token_protected_stream(make_settings, tmp_path, shots: Path):
     from playwright.async_api import async_playwright
 
     source = make_source(tmp_path / "lecture.mp4", seconds=12, width=320, height=240)
@@ -94,3 +94,37 @@ async def test_hls_js_plays_a_token_protected_stream(make_settings, tmp_path, sh
             assert (await player.get_attribute("data-hls")).startswith("/hls/")
             await page.screenshot(path=str(shots / "dashboard-asset-player.png"), full_page=True)
             await browser.close()
+
+
+async def test_granian_fast_path_matches_the_route(make_settings, tmp_path):
+    """Under Granian, token-valid segment GETs skip routing (ASGI pathsend); the bytes and headers are the same
+    as the route gives, and everything else (Range, refusals) still goes through the route."""
+    import httpx
+
+    source = make_source(tmp_path / "clip.mp4", seconds=3, width=320, height=240)
+    settings = make_settings(profiles=CLIP_PROFILES, run_worker_in_app=True,
+                             **{"queue.name": f"fast-{uuid.uuid4().hex[:8]}"})
+    app = create_app(settings)
+    async with serve_with_granian(app) as base:
+        services = app.state.services
+        tenant_id, _, _ = await tenant_with_key()
+        asset = await processed_video(services, tenant_id, source)
+        token, _ = issue_token(settings, asset["id"], "viewer", ttl_seconds=600)
+        url = f"{base}/hls/{token}/{asset['id']}/240p/seg_000.ts"
+        stored = await services.storage.get_bytes(asset["storage_key"].rsplit("/", 1)[0] + "/hls/240p/seg_000.ts")
+        fast = services.metrics.http_requests.labels(method="GET", route=ROUTE_LABEL, status="200")
+        async with httpx.AsyncClient() as http:
+            first = await http.get(url)  # the route: it fills the asset cache
+            before = fast._value.get()
+            second = await http.get(url)
+            assert fast._value.get() == before + 1  # answered by the fast path
+            assert first.content == second.content == stored
+            for header in ("content-type", "content-length", "etag", "last-modified", "cache-control",
+                           "access-control-allow-origin", "accept-ranges"):
+                assert first.headers[header] == second.headers[header], header
+            ranged = await http.get(url, headers={"Range": "bytes=10-19"})
+            assert ranged.status_code == 206 and ranged.content == stored[10:20]
+            forged = await http.get(url.replace(token, token[:-3] + "abc"))
+            assert forged.status_code == 403 and forged.json()["error"]["code"] == "invalid_token"
+            assert forged.headers["access-control-allow-origin"] == "*"
+            assert fast._value.get() == before + 1

@@ -7,7 +7,6 @@ from pathlib import PurePosixPath
 from typing import Any
 from uuid import UUID
 
-
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_201_CREATED

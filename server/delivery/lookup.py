@@ -42,6 +42,12 @@ async def playback_target(asset_id: UUID) -> PlaybackTarget | None:
     return target
 
 
+def cached_target(asset_id: UUID) -> PlaybackTarget | None:
+    """The cached entry if it is fresh, without touching the database (None: unknown or stale)."""
+    hit = _cache.get(asset_id)
+    return hit[1] if hit and hit[0] > time.monotonic() else None
+
+
 def forget(asset_id: UUID) -> None:
     _cache.pop(asset_id, None)
 

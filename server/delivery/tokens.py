@@ -10,6 +10,7 @@ a log line does not carry the viewer's address.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import time
@@ -48,8 +49,12 @@ def signing_keys(settings: Settings) -> tuple[str, dict[str, bytes]]:
     playback = settings.playback
     if playback.keys:
         return playback.active_key, {kid: secret.encode() for kid, secret in playback.keys.items()}
-    derived = hmac.new(settings.secret_key.encode(), b"mediasvc playback token key", hashlib.sha256).digest()
-    return DERIVED_KEY_ID, {DERIVED_KEY_ID: derived}
+    return DERIVED_KEY_ID, {DERIVED_KEY_ID: _derived_key(settings.secret_key)}
+
+
+@functools.lru_cache(maxsize=16)
+def _derived_key(secret_key: str) -> bytes:
+    return hmac.digest(secret_key.encode(), b"mediasvc playback token key", "sha256")
 
 
 def hash_ip(ip: str) -> str:
@@ -63,7 +68,7 @@ def issue_token(settings: Settings, asset_id: UUID, subject: str, *, ttl_seconds
     expires = int((now if now is not None else time.time()) + ttl_seconds)
     claims = TokenClaims(k=kid, a=str(asset_id), s=subject, e=expires, ip=hash_ip(ip) if ip else None)
     payload = _b64(msgspec.json.encode(claims))
-    signature = _b64(hmac.new(keys[kid], payload.encode(), hashlib.sha256).digest())
+    signature = _b64(hmac.digest(keys[kid], payload.encode(), "sha256"))
     return f"{payload}.{signature}", expires
 
 
@@ -81,7 +86,7 @@ def verify_token(settings: Settings, token: str, asset_id: UUID, *, client_ip: s
     key = keys.get(claims.k)
     if key is None:
         raise InvalidToken("Playback token signed with an unknown or retired key", details={"kid": claims.k})
-    if not hmac.compare_digest(hmac.new(key, payload.encode(), hashlib.sha256).digest(), given):
+    if not hmac.compare_digest(hmac.digest(key, payload.encode(), "sha256"), given):
         raise InvalidToken("Playback token signature is invalid")
     if claims.e < (now if now is not None else time.time()):
         raise InvalidToken("Playback token expired", details={"expired_at": claims.e})

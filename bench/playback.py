@@ -164,8 +164,9 @@ def main() -> None:
         import urllib.request
 
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{app_port}/metrics").read().decode()
-        served = [line for line in metrics.splitlines() if line.startswith("media_http_requests_total") and "/hls/" in line]
-        print("\n".join(served))
+        served = {line.split("route=")[1].split(",")[0]: line.rsplit(" ", 1)[1] for line in metrics.splitlines()
+                  if line.startswith("media_http_requests_total") and "/hls/" in line}
+        print("requests served, by route:", served)
         print(f"\n{args.runs} runs × {args.seconds} s, {args.connections} connections, medians\n")
         print("| request | app req/s | static req/s | app / static | app MiB/s | static MiB/s |")
         print("|---|---|---|---|---|---|")

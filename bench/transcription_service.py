@@ -1,6 +1,6 @@
 """Benchmark: the transcription path against bare faster-whisper on the same audio, in the same run.
 
-    uv run --locked python plugins/transcription/bench/transcription.py [--seconds 30] [--repeat 3]
+    uv run --locked python bench/transcription_service.py [--seconds 30] [--repeat 3]
 
 Baseline: ``faster_whisper.WhisperModel.transcribe`` on a 16 kHz WAV (tiny.en, int8, greedy, 2 threads), segments
 consumed. Measured against it, on the same WAV: our engine (clamping, confidences, word timestamps), our engine
@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mediasvc_fasterwhisper.engine import FasterWhisperEngine, _load

@@ -8,7 +8,7 @@
 2. Attendance: ``presences()`` + ``attendance()`` over N join/leave events (N/40 participants with rejoins and two
    devices) against ``sorted()`` of the same events by time, the least any computation must do.
 
-    uv run --locked python plugins/zoom/bench/webhooks.py            # --n 300 --events 100000
+    uv run --locked python bench/zoom_webhooks.py            # --n 300 --events 100000
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import asyncpg
 import httpx
 import msgspec
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PG_ADMIN_URL = os.environ.get("MEDIASVC_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("MEDIASVC_BENCH_REDIS", "redis://127.0.0.1:6379/0")

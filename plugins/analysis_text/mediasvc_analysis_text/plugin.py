@@ -1,3 +1,13 @@
-"""Hook implementations of mediasvc-analysis-text."""
+"""Entry point ``analysis_text = "mediasvc_analysis_text.plugin"``: the ``text`` analyzer."""
 
-from server.hookspecs import hookimpl  # noqa: F401
+from __future__ import annotations
+
+from server.hookspecs import hookimpl
+
+from mediasvc_analysis_text.analyzer import TextAnalyzer
+
+
+@hookimpl
+def register_analyzers(settings):
+    threads = int((settings.plugins.get("analysis") or {}).get("threads", 1))
+    return [TextAnalyzer(threads=threads)]

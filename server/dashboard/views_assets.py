@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timezone
 from typing import Annotated, Any
 from uuid import UUID
@@ -61,14 +62,16 @@ class OverviewController(Controller):
     @get("/")
     async def overview(self, request: HTMXRequest) -> Template:
         tenant = operator_of(request).tenant_id
-        counts = await dq.overview_counts(tenant, scan_cache(request))
         if wants_fragment(request):
+            counts = await dq.overview_counts(tenant, scan_cache(request))
             return render(request, "overview.html", "_overview_stats.html", counts=counts)
         services = request.app.state.services
-        return render(request, "overview.html", "_overview_stats.html", counts=counts,
-                      storage=await dq.storage_by_bucket(tenant, scan_cache(request)), failures=await dq.recent_failures(tenant),
-                      queue=await queue_info(services.queue), panels=render_panels(request),
-                      statuses=ASSET_STATUSES)
+        # The two full scans (counts, storage per bucket) run side by side when their caches are cold.
+        counts, storage, failures, queue = await asyncio.gather(
+            dq.overview_counts(tenant, scan_cache(request)), dq.storage_by_bucket(tenant, scan_cache(request)),
+            dq.recent_failures(tenant), queue_info(services.queue))
+        return render(request, "overview.html", "_overview_stats.html", counts=counts, storage=storage,
+                      failures=failures, queue=queue, panels=render_panels(request), statuses=ASSET_STATUSES)
 
 
 class AssetsController(Controller):

@@ -19,7 +19,9 @@ from server.delivery.tokens import issue_token
 from tests.dashboard_helpers import make_operator
 from tests.playback_helpers import CLIP_PROFILES, processed_video, tenant_with_key
 from tests.test_dashboard_browser import ARGS, CHROMIUM, serve_with_granian, shots, sign_in  # noqa: F401 (fixture)
+from tests.speech import HAVE_ESPEAK
 from tests.test_processors_hls import make_source
+from tests.test_transcription_api import TEXT, talking_video
 
 # Headless Chromium blocks autoplay without a user gesture.
 MEDIA_ARGS = ["--autoplay-policy=no-user-gesture-required"]
@@ -128,3 +130,39 @@ async def test_granian_fast_path_matches_the_route(make_settings, tmp_path):
             assert forged.status_code == 403 and forged.json()["error"]["code"] == "invalid_token"
             assert forged.headers["access-control-allow-origin"] == "*"
             assert fast._value.get() == before + 1
+
+
+@pytest.mark.skipif(not HAVE_ESPEAK, reason="espeak-ng is absent (apt-get install -y espeak-ng)")
+async def test_hls_js_shows_the_transcript_as_subtitles(make_settings, tmp_path, shots: Path):  # noqa: F811
+    """The transcribe step adds a SUBTITLES rendition to the master: hls.js lists it and loads its cues."""
+    from playwright.async_api import async_playwright
+
+    source = talking_video(tmp_path / "answer.mp4", TEXT)
+    profiles = {"talk": {"kind": "video", "formats": ["mp4"], "max_bytes": 50_000_000, "bucket": "talks",
+                         "steps": ["probe", "hls", "audio", "transcribe"]}}
+    settings = make_settings(profiles=profiles, run_worker_in_app=True,
+                             plugins={"transcription": {"engine": "faster-whisper", "threads": 2}},
+                             **{"queue.name": f"subs-{uuid.uuid4().hex[:8]}"})
+    app = create_app(settings)
+    async with serve_with_granian(app) as base:
+        tenant_id, _, _ = await tenant_with_key()
+        asset = await processed_video(app.state.services, tenant_id, source, profile="talk", timeout=240)
+        token, _ = issue_token(settings, asset["id"], "viewer", ttl_seconds=600)
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, *MEDIA_ARGS])
+            page = await browser.new_page(viewport={"width": 640, "height": 480})
+            await page.goto(f"{base}/embed/{asset['id']}?token={token}")
+            await page.wait_for_function("document.querySelector('video').hls?.subtitleTracks?.length > 0",
+                                         timeout=30_000)
+            track = await page.evaluate("() => document.querySelector('video').hls.subtitleTracks[0].lang")
+            assert track == "en"
+            await page.evaluate("""() => { const v = document.querySelector('video');
+                                            v.hls.subtitleTrack = 0; v.muted = true; v.play().catch(() => {}); }""")
+            await page.wait_for_function(
+                """() => [...document.querySelector('video').textTracks]
+                          .some(t => t.cues && t.cues.length > 0)""", timeout=60_000)
+            cues = await page.evaluate("""() => [...document.querySelector('video').textTracks]
+                .flatMap(t => [...(t.cues || [])].map(c => c.text)).join(' ')""")
+            assert "problem" in cues.lower()
+            await page.screenshot(path=str(shots / "player-subtitles.png"))
+            await browser.close()

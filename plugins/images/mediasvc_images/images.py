@@ -3,7 +3,7 @@
 Pipeline (one decode per asset):
 
 1. ``Image.open`` reads only the header, inside ``warnings.catch_warnings`` with ``DecompressionBombWarning`` made an
-   error and ``Image.MAX_IMAGE_PIXELS`` set from the settings; dimensions and pixel count are checked before any
+   error; dimensions and the configured pixel limit are checked on the header before any
    pixel is decoded. Only JPEG, PNG, GIF, WebP and AVIF parsers are allowed.
 2. JPEG sources are decoded at a reduced DCT scale with ``Image.draft`` — just large enough for the largest variant.
 3. EXIF orientation is applied, non-sRGB ICC profiles are converted to sRGB, the mode is normalised (RGB / RGBA).
@@ -107,8 +107,12 @@ def _orientation(im: Image.Image) -> int:
 
 
 def open_checked(path: Any, max_pixels: int, max_side: int) -> Image.Image:
-    """Open ``path`` reading only its header; refuse bombs and absurd sizes before decoding."""
-    Image.MAX_IMAGE_PIXELS = max_pixels
+    """Open ``path`` reading only its header; refuse bombs and absurd sizes before decoding.
+
+    The limit is checked here, per call: Pillow's own ``MAX_IMAGE_PIXELS`` is process-wide, so it is only ever
+    raised (to let a larger configured limit through), never lowered under another caller's feet."""
+    if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

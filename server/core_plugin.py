@@ -11,6 +11,14 @@ from server.events import DISPATCH_JOB, dispatch_events
 from server.hookspecs import hookimpl
 from server.ingest.presigned import EXPIRE_JOB, expire_presigned_uploads
 from server.ingest.sessions_join import JOIN_JOB, join_session
+from server.lifecycle import (
+    ORPHANS_JOB,
+    RETENTION_JOB,
+    SECTION,
+    LifecycleSettings,
+    delete_expired_originals,
+    sweep_orphans,
+)
 from server.processing import RUN_STEP_JOB, SWEEP_JOB, run_step, sweep_stale_steps
 
 
@@ -23,14 +31,26 @@ def register_jobs() -> list[tuple[str, Callable[..., Any]]]:
         (EXPIRE_JOB, expire_presigned_uploads),
         (JOIN_JOB, join_session),
         (SWEEP_JOB, sweep_stale_steps),
+        (RETENTION_JOB, delete_expired_originals),
+        (ORPHANS_JOB, sweep_orphans),
     ]
 
 
 @hookimpl
 def register_cron_jobs() -> list[CronJob]:
-    # The sweep: anything a kick missed, and retries whose scheduled job was lost, go out within a minute.
+    # The dispatch sweep: anything a kick missed, and retries whose scheduled job was lost, go out within a minute.
+    # Stale steps every 15 s (cron's sixth field is seconds): a killed worker's step is retried once its heartbeat
+    # lapses; the check is one indexed query plus a queue lookup per running step. Expired tus uploads: tus.expire
+    # (server.ingest.tus_jobs, every 5 minutes). Retention hourly, the orphan sweep (a full listing) once a day.
     return [
         CronJob(dispatch_events, cron="* * * * *", timeout=300, retries=1),
         CronJob(expire_presigned_uploads, cron="*/5 * * * *", timeout=300, retries=1),
-        CronJob(sweep_stale_steps, cron="*/2 * * * *", timeout=120, retries=1),
+        CronJob(sweep_stale_steps, cron="* * * * * */15", timeout=60, retries=1),
+        CronJob(delete_expired_originals, cron="17 * * * *", timeout=1800, retries=1),
+        CronJob(sweep_orphans, cron="43 3 * * *", timeout=3 * 3600, retries=1),
     ]
+
+
+@hookimpl
+def register_settings() -> list[tuple[str, type]]:
+    return [(SECTION, LifecycleSettings)]

@@ -10,6 +10,7 @@ exponential backoff until the attempts run out. The asset ends ``ready`` or ``fa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import logging
@@ -106,14 +107,22 @@ class StepContext:
     """What a processor sees (``server.contracts.ProcessorContext``)."""
 
     def __init__(self, asset: dict[str, Any], settings: Settings, storage: Any, job_row_id: UUID,
-                 saq_job: Any) -> None:
+                 saq_job: Any, queue: Queue | None = None) -> None:
         self.asset_id: UUID = asset["id"]
         self.asset = asset
         self.settings = settings
         self.storage = storage
         self._job_row_id = job_row_id
         self._saq_job = saq_job
+        self._queue = queue
         self._last_write = 0.0
+
+    async def emit(self, event_type: str, data: dict[str, Any]) -> None:
+        """Publish an event about this asset now, while the step runs (``rendition.ready`` per HLS rung)."""
+        async with Asset._meta.db.transaction():
+            await events.emit(event_type, {"asset_id": str(self.asset_id), **data}, tenant_id=self.asset["tenant"])
+        if self._queue is not None:
+            await events.kick(self._queue)
 
     async def progress(self, percent: float, message: str = "") -> None:
         """Store progress (0-100) at most 4 times a second; it is also the job's heartbeat."""
@@ -139,8 +148,29 @@ async def _replace_renditions(asset_id: UUID, outputs: list[RenditionOut]) -> No
             ))
 
 
+async def _heartbeat(saq_job: Any, seconds: int) -> None:
+    """Touch the SAQ job while its step runs, whether or not the processor reports progress: only a job whose
+    worker died stops being touched, and that is how the sweeps tell it from a slow one."""
+    if saq_job is None or not seconds:
+        return
+    while True:
+        await asyncio.sleep(max(0.2, seconds / 4))
+        try:
+            await saq_job.update()
+        except Exception as exc:  # noqa: BLE001 - a queue hiccup must not fail the step; the next beat retries
+            log.warning("heartbeat of %s failed: %s", saq_job.key, exc)
+
+
+async def _still_ours(row_id: UUID, queue_key: str) -> bool:
+    """False when the sweep handed the step to another job meanwhile (this one's worker looked dead)."""
+    row = await ProcessingJob.select(ProcessingJob.status, ProcessingJob.queue_key).where(
+        ProcessingJob.id == row_id).first()
+    return row is not None and row["status"] == "running" and row["queue_key"] == queue_key
+
+
 async def run_step(ctx: dict[str, Any], *, job_id: str) -> dict[str, Any]:
-    """The ``processing.run_step`` job."""
+    """The ``processing.run_step`` job. The row's ``queue_key`` names the SAQ job that owns the step: a job whose
+    key is no longer there (the sweep requeued the step under a new key) stops and writes nothing."""
     host: PluginHost = ctx["host"]
     settings: Settings = ctx["settings"]
     row_id = UUID(job_id)
@@ -154,16 +184,32 @@ async def run_step(ctx: dict[str, Any], *, job_id: str) -> dict[str, Any]:
         return {"skipped": True}
     processor = host.processors[row["step"]]
     attempts = row["attempts"] + 1
-    await ProcessingJob.update({ProcessingJob.status: "running", ProcessingJob.attempts: attempts,
-                                ProcessingJob.started_at: _now(), ProcessingJob.error: None}).where(
-        ProcessingJob.id == row_id)
+    saq_job = ctx.get("job")
+    queue_key = saq_job.key if saq_job is not None else row["queue_key"]
+    claimed = await ProcessingJob.update({
+        ProcessingJob.status: "running", ProcessingJob.attempts: attempts, ProcessingJob.started_at: _now(),
+        ProcessingJob.error: None, ProcessingJob.queue_key: queue_key,
+    }).where(ProcessingJob.id == row_id, ProcessingJob.queue_key.is_in(["", queue_key])).returning(ProcessingJob.id)
+    if not claimed:
+        return {"skipped": "superseded"}
     metadata_before = copy.deepcopy(asset.get("metadata"))
-    step_ctx = StepContext(asset, settings, ctx["storage"], row_id, ctx.get("job"))
+    step_ctx = StepContext(asset, settings, ctx["storage"], row_id, saq_job, ctx.get("queue"))
     started = time.perf_counter()
+    beat = asyncio.create_task(_heartbeat(saq_job, settings.queue.heartbeat_seconds))
     try:
         outputs = await asyncio.wait_for(processor.run(step_ctx), timeout=processor.timeout_seconds)
     except Exception as exc:
+        if not await _still_ours(row_id, queue_key):
+            return {"skipped": "superseded"}
         return await _step_failed(ctx, row, attempts, exc, time.perf_counter() - started)
+    finally:
+        beat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beat
+    if not await _still_ours(row_id, queue_key):
+        log.warning("step %s of asset %s was requeued while this run went on: its output is dropped", row["step"],
+                    asset["id"])
+        return {"skipped": "superseded"}
     await _replace_renditions(asset["id"], outputs)
     added = {k: v for k, v in (step_ctx.asset.get("metadata") or {}).items() if (metadata_before or {}).get(k) != v}
     if added:  # keys a processor added or changed are merged, never a whole-document overwrite
@@ -212,9 +258,27 @@ def _observe(ctx: dict[str, Any], step: str, status: str, seconds: float) -> Non
 SWEEP_JOB = "processing.sweep_stale"
 
 
+async def _worker_lost(queue: Queue, row: dict[str, Any]) -> bool:
+    """The SAQ job that owns a ``running`` step is gone, finished, or no longer touched by its worker (its
+    heartbeat lapsed: the worker was killed). A job queued for a retry is not lost: it claims the step again."""
+    if not row["queue_key"]:
+        return False
+    from saq.job import Status
+
+    job = await queue.job(row["queue_key"])
+    if job is None or job.status in (Status.COMPLETE, Status.FAILED, Status.ABORTED):
+        return True
+    if job.status in (Status.ACTIVE, Status.ABORTING) and job.stuck:
+        with contextlib.suppress(Exception):  # take it off the active list so SAQ's own sweep does not retry it
+            await queue.finish(job, Status.ABORTED, error="worker lost")
+        return True
+    return False
+
+
 async def sweep_stale_steps(ctx: dict[str, Any]) -> dict[str, int]:
-    """Cron: a step left ``running`` past its processor's timeout (its worker was killed, or SAQ gave up on it)
-    is queued again while attempts remain, else failed, so no asset stays ``processing`` forever."""
+    """Cron: a step left ``running`` by a worker that died (its SAQ job's heartbeat lapsed, or the job is gone), or
+    past its processor's timeout, is queued again under a new job key while attempts remain, else failed, so no
+    asset stays ``processing`` forever. The new key fences off the old job should it ever run on."""
     host: PluginHost = ctx["host"]
     settings: Settings = ctx["settings"]
     rows = await ProcessingJob.select().where(ProcessingJob.status == "running")
@@ -223,16 +287,19 @@ async def sweep_stale_steps(ctx: dict[str, Any]) -> dict[str, int]:
     for row in rows:
         processor = host.processors.get(row["step"])
         limit = (processor.timeout_seconds if processor else 600) + 2 * settings.queue.heartbeat_seconds + 60
-        if row["started_at"] is None or (now - row["started_at"]).total_seconds() < limit:
+        timed_out = row["started_at"] is not None and (now - row["started_at"]).total_seconds() >= limit
+        if not timed_out and not await _worker_lost(ctx["queue"], row):
             continue
         if processor is not None and row["attempts"] < settings.queue.default_retries:
-            updated = await ProcessingJob.update({ProcessingJob.status: "queued",
+            key = f"step:{row['id']}:{row['attempts']}"
+            updated = await ProcessingJob.update({ProcessingJob.status: "queued", ProcessingJob.queue_key: key,
                                                   ProcessingJob.error: "worker lost; retrying"}).where(
-                ProcessingJob.id == row["id"], ProcessingJob.status == "running").returning(ProcessingJob.id)
+                ProcessingJob.id == row["id"], ProcessingJob.status == "running",
+                ProcessingJob.queue_key == row["queue_key"]).returning(ProcessingJob.id)
             if updated:
                 await enqueue_job(ctx["queue"], settings, RUN_STEP_JOB, job_id=str(row["id"]),
                                   timeout=processor.timeout_seconds, heartbeat=settings.queue.heartbeat_seconds,
-                                  key=f"step:{row['id']}:{row['attempts']}")
+                                  key=key)
                 requeued += 1
             continue
         await ProcessingJob.update({ProcessingJob.status: "failed", ProcessingJob.completed_at: now,

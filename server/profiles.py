@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
+from msgspec import Meta
 
 MediaKind = Literal["video", "audio", "image", "document"]
 
@@ -19,6 +20,8 @@ class Profile(msgspec.Struct, forbid_unknown_fields=True):
     steps: list[str] = []  # processor names, run in this order
     public: bool = False  # playback without a token
     description: str = ""
+    # days after upload when a ready asset's original is deleted (renditions stay); None keeps it forever
+    original_retention_days: Annotated[int, Meta(ge=1)] | None = None
 
     def allows_format(self, extension: str) -> bool:
         return extension.lower().lstrip(".") in self.formats

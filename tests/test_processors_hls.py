@@ -4,6 +4,7 @@ segments aligned across rungs, a full decode of every rung, progress and re-runs
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import struct
 import time
@@ -74,9 +75,14 @@ class Ctx:
         self.settings = settings
         self.storage = storage
         self.reported: list[float] = []
+        self.events: list[tuple[str, dict[str, Any], set[str]]] = []  # (type, data, keys stored at that moment)
 
     async def progress(self, percent: float, message: str = "") -> None:
         self.reported.append(percent)
+
+    async def emit(self, event_type: str, data: dict[str, Any]) -> None:
+        folder = self.asset["storage_key"].rsplit("/", 1)[0]
+        self.events.append((event_type, data, {o.key async for o in self.storage.list(folder + "/hls/")}))
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +215,16 @@ async def test_hls_ladder_from_a_720p_source(make_ctx, sources, tmp_path):
         assert all(abs(a - b) <= 0.05 for a, b in zip(durations[0], other, strict=True))
     assert abs(durations[0][0] - 4.0) <= 0.05
 
+    # one rendition.ready per rung, smallest first, each once its playlist and segments are stored; the first
+    # while the rest of the ladder (and the master) is not there yet
+    assert [(t, d["rung"]) for t, d, _ in ctx.events] == [("rendition.ready", r.name) for r in rungs]
+    for (_, data, stored), rung, variant in zip(ctx.events, rungs, variants, strict=True):
+        assert data["playlist_key"] == rung.storage_key and data["playlist_key"] in stored
+        assert data["resolution"] == variant["RESOLUTION"] and data["bandwidth"] == int(variant["BANDWIDTH"])
+        assert all(f"{folder}/hls/{rung.name}/seg_{i:03d}.ts" in stored for i in range(3))
+    first_stored = ctx.events[0][2]
+    assert master_row.storage_key not in first_stored and rungs[-1].storage_key not in first_stored
+
     # progress went through intermediate values, in order, and ended at 100
     middle = [p for p in ctx.reported if 0 < p < 95]
     assert middle and ctx.reported == sorted(ctx.reported) and ctx.reported[-1] == 100
@@ -278,7 +294,7 @@ async def test_hls_step_runs_through_the_job_runner(make_settings, sources):
     from server.app import create_app
     from server.auth import get_or_create_tenant
     from server.ingest.assets import create_uploaded_asset, reserve_key
-    from server.tables import Asset, ProcessingJob, Rendition
+    from server.tables import Asset, Event, ProcessingJob, Rendition
     from tests.conftest import serve_in_process
 
     settings = make_settings(**{
@@ -311,5 +327,12 @@ async def test_hls_step_runs_through_the_job_runner(make_settings, sources):
         assert {j["step"]: j["progress"] for j in jobs}["hls"] == 100
         renditions = await Rendition.select().where(Rendition.asset == asset_id)
         assert sorted((r["kind"], r["name"]) for r in renditions) == [("hls", "240p"), ("hls", "master")]
+        events = await Event.raw("SELECT type, payload FROM events WHERE payload->>'asset_id' = {} "
+                                 "ORDER BY created_at", str(asset_id))
+        assert [e["type"] for e in events] == ["media.uploaded", "rendition.ready", "media.processed"]
+        ready = json.loads(events[1]["payload"]) if isinstance(events[1]["payload"], str) else events[1]["payload"]
+        assert (ready["rung"], ready["resolution"], ready["kind"]) == ("240p", "320x240", "hls")
+        assert ready["playlist_key"] == next(r for r in renditions if r["name"] == "240p")["storage_key"]
+        assert ready["bandwidth"] > 0
         for r in renditions:
             assert (await services.storage.head(r["storage_key"])).size == r["size_bytes"] > 0

@@ -8,8 +8,10 @@ rungs: every encoder gets ``pict_type = I`` on the same frames (every 4 s of sou
 (peak segment bitrate), AVERAGE-BANDWIDTH, RESOLUTION, FRAME-RATE and CODECS read from each rung's actual SPS.
 
 Keys: ``hls/master.m3u8``, ``hls/{rung}/index.m3u8``, ``hls/{rung}/seg_NNN.ts`` next to the original. Everything
-is written to a temp dir first, then uploaded segments → rung playlists → master last; objects under ``hls/``
-left by an earlier run (more segments, a dropped rung) are deleted afterwards.
+is written to a temp dir first, then uploaded rung by rung, smallest first (segments, then the rung's playlist),
+master last; objects under ``hls/`` left by an earlier run (more segments, a dropped rung) are deleted afterwards.
+As soon as a rung's playlist is stored, a ``rendition.ready`` event names it (asset id, rung, resolution, bandwidth,
+playlist key), so a player can start on the first rung while the rest of the ladder is still being stored.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ AUDIO_BITRATE = 128_000
 SEGMENT_SECONDS = 4
 DEFAULT_PRESET = "veryfast"
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+RENDITION_READY = "rendition.ready"
 SEGMENT_TYPE = "video/mp2t"
 
 
@@ -187,6 +190,20 @@ def _rung_stats(folder: Path, rung: Rung) -> dict[str, Any]:
             "duration": total_seconds, "profile_level": profile_level}
 
 
+async def _rendition_ready(ctx: Any, rung: Rung, stats: dict[str, Any], playlist_key: str) -> None:
+    """``rendition.ready`` for a rung whose segments and playlist are all stored (contexts without ``emit``, such
+    as a bare test context, publish nothing)."""
+    emit = getattr(ctx, "emit", None)
+    if emit is None:
+        return
+    await emit(RENDITION_READY, {
+        "kind": "hls", "rung": rung.name, "resolution": f"{rung.width}x{rung.height}", "width": rung.width,
+        "height": rung.height, "bandwidth": stats["peak"], "average_bandwidth": stats["average"],
+        "playlist_key": playlist_key, "segments": len(stats["segments"]),
+        "duration_seconds": round(stats["duration"], 3),
+    })
+
+
 class HlsProcessor:
     name = "hls"
     kinds = frozenset({"video"})
@@ -224,6 +241,7 @@ class HlsProcessor:
                 index = await upload(ctx, key, folder / "index.m3u8", PLAYLIST_TYPE)
                 written.add(key)
                 s = stats[r.name]
+                await _rendition_ready(ctx, r, s, key)
                 out.append(RenditionOut(
                     kind="hls", name=r.name, storage_key=key, content_type=PLAYLIST_TYPE, size_bytes=index.size,
                     width=r.width, height=r.height, duration_seconds=round(s["duration"], 3), bitrate=r.bitrate,

@@ -68,6 +68,8 @@ def open_media(path: Path) -> Iterator[Any]:
 async def local_input(ctx: Any) -> AsyncIterator[Path]:
     """The original as a local file: the backend's own path, or a temp copy streamed from the object store."""
     key = ctx.asset["storage_key"]
+    if (ctx.asset.get("metadata") or {}).get("original_deleted_at"):
+        raise PermanentProcessingError("the original was deleted after its profile's retention period")
     path = ctx.storage.local_path(key)
     if path is not None:
         path = Path(path)

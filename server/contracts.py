@@ -99,14 +99,18 @@ class RenditionOut(msgspec.Struct):
 
 
 class ProcessorContext(Protocol):
-    """What a processor gets: the asset, its storage, settings, and a way to report progress."""
+    """What a processor gets: the asset, its storage, settings, the plugin host (other plugins' engines and
+    analyzers), a way to report progress, and a way to publish an event about the asset while it runs."""
 
     asset_id: UUID
     asset: Any
     settings: Settings
     storage: StorageBackend
+    host: Any  # server.plugins.PluginHost
 
     async def progress(self, percent: float, message: str = "") -> None: ...
+
+    async def emit(self, event_type: str, data: dict[str, Any]) -> None: ...
 
 
 @runtime_checkable

@@ -34,7 +34,7 @@ TRANSCRIPTION_READY = "transcription.ready"
 CHUNK_UPLOADED = "chunk_uploaded"
 SESSION_COMPLETED = "session.completed"
 RENDITION_READY = "rendition.ready"
-ORIGINAL_DELETED = "media.original_deleted"
+MEDIA_ORIGINAL_DELETED = "media.original_deleted"
 IMAGE_ANALYZED = "image.analyzed"
 ASSET_FLAGGED = "asset.flagged"
 ATTENDANCE_UPDATED = "attendance.updated"
@@ -47,7 +47,7 @@ EVENT_TYPES = (  # the types the service and its built-in plugins emit (the dash
     CHUNK_UPLOADED,
     SESSION_COMPLETED,
     RENDITION_READY,
-    ORIGINAL_DELETED,
+    MEDIA_ORIGINAL_DELETED,
     IMAGE_ANALYZED,
     ASSET_FLAGGED,
     ATTENDANCE_UPDATED,

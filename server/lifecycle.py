@@ -35,7 +35,6 @@ log = logging.getLogger("mediasvc.lifecycle")
 SECTION = "lifecycle"
 RETENTION_JOB = "lifecycle.delete_originals"
 ORPHANS_JOB = "lifecycle.sweep_orphans"
-MEDIA_ORIGINAL_DELETED = "media.original_deleted"
 DEAD_UPLOAD_STATUSES = ("expired", "aborted", "failed")
 DELETE_CONCURRENCY = 16
 
@@ -86,7 +85,7 @@ async def _delete_original(storage: Any, asset_id: UUID, days: int) -> bool:
         deleted_at = _now().isoformat()
         await Asset.raw("UPDATE assets SET metadata = metadata || {}::jsonb, updated_at = now() WHERE id = {}",
                         json.dumps({"original_deleted_at": deleted_at}), asset_id)
-        await events.emit(MEDIA_ORIGINAL_DELETED, {
+        await events.emit(events.MEDIA_ORIGINAL_DELETED, {
             "asset_id": str(asset_id), "profile": row["profile"], "storage_key": row["storage_key"],
             "retention_days": days, "deleted_at": deleted_at,
         }, tenant_id=row["tenant"])

@@ -107,11 +107,12 @@ class StepContext:
     """What a processor sees (``server.contracts.ProcessorContext``)."""
 
     def __init__(self, asset: dict[str, Any], settings: Settings, storage: Any, job_row_id: UUID,
-                 saq_job: Any, queue: Queue | None = None) -> None:
+                 saq_job: Any, queue: Queue | None = None, host: PluginHost | None = None) -> None:
         self.asset_id: UUID = asset["id"]
         self.asset = asset
         self.settings = settings
         self.storage = storage
+        self.host = host
         self._job_row_id = job_row_id
         self._saq_job = saq_job
         self._queue = queue
@@ -193,7 +194,7 @@ async def run_step(ctx: dict[str, Any], *, job_id: str) -> dict[str, Any]:
     if not claimed:
         return {"skipped": "superseded"}
     metadata_before = copy.deepcopy(asset.get("metadata"))
-    step_ctx = StepContext(asset, settings, ctx["storage"], row_id, saq_job, ctx.get("queue"))
+    step_ctx = StepContext(asset, settings, ctx["storage"], row_id, saq_job, ctx.get("queue"), host)
     started = time.perf_counter()
     beat = asyncio.create_task(_heartbeat(saq_job, settings.queue.heartbeat_seconds))
     try:

@@ -208,6 +208,13 @@ async def test_status_detail_and_reprocess_endpoints(worker_app):
     other = await http.get(f"/api/v1/assets/{asset_id}/status", headers={"Authorization": f"Bearer {other_key}"})
     assert other.status_code == 404
 
+    # once retention has deleted the original there is nothing to reprocess from: 409, nothing queued
+    await Asset.update({Asset.metadata: {"original_deleted_at": "2026-01-01T00:00:00+00:00"}}).where(
+        Asset.id == asset_id)
+    gone = await http.post(f"/api/v1/assets/{asset_id}/reprocess", headers=headers)
+    assert gone.status_code == 409 and "retention" in gone.json()["error"]["message"]
+    assert recorder.calls.count("write_thumb") == 2
+
 
 async def test_a_step_whose_worker_died_is_requeued_then_failed(worker_app):
     from datetime import datetime, timedelta, timezone

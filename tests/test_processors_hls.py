@@ -258,6 +258,27 @@ async def test_small_source_gets_one_rung_and_a_rerun_leaves_no_stale_files(make
     assert await keys_under(ctx, f"{folder}/hls/") == expected
 
 
+async def test_a_rerun_keeps_the_subtitles_another_step_added(make_ctx, sources):
+    """transcribe adds a SUBTITLES group to the master; running hls again must not drop it or its files."""
+    ctx = await make_ctx(sources["240p"])
+    folder = ctx.asset["storage_key"].rsplit("/", 1)[0]
+    out = await HlsProcessor().run(ctx)
+    media = '#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="English",LANGUAGE="en",URI="subtitles/en.m3u8"'
+    master = (await text(ctx, out[0].storage_key)).replace("#EXT-X-STREAM-INF:", media + "\n#EXT-X-STREAM-INF:")
+    master = master.replace("\n240p/index.m3u8", ',SUBTITLES="subs"\n240p/index.m3u8')
+    await ctx.storage.put(out[0].storage_key, master.encode())
+    for name in ("en.m3u8", "en.vtt"):
+        await ctx.storage.put(f"{folder}/hls/subtitles/{name}", b"WEBVTT")
+
+    again = await HlsProcessor().run(ctx)
+    rewritten = await text(ctx, again[0].storage_key)
+    assert media in rewritten and rewritten.index(media) < rewritten.index("#EXT-X-STREAM-INF")
+    variants = parse_master_playlist(rewritten)
+    assert [v.get("SUBTITLES") for v in variants] == ["subs"]
+    assert {f"{folder}/hls/subtitles/en.m3u8", f"{folder}/hls/subtitles/en.vtt"} <= await keys_under(
+        ctx, f"{folder}/hls/")
+
+
 async def test_rotated_source_without_audio(make_ctx, sources, tmp_path):
     ctx = await make_ctx(sources["rotated"])  # 640x480 shown as 480x640 (portrait)
     master, *rungs = await HlsProcessor().run(ctx)

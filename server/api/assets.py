@@ -188,6 +188,9 @@ class AssetController(Controller):
         row = await get_asset_row(asset_id, principal)
         if row["status"] in ("pending", "uploading"):
             raise Conflict("The asset has no original yet", details={"status": row["status"]})
+        if (row.get("metadata") or {}).get("original_deleted_at"):
+            raise Conflict("The original was deleted after its profile's retention period",
+                           details={"original_deleted_at": row["metadata"]["original_deleted_at"]})
         profile_steps = services.settings.profiles[row["profile"]].steps
         steps = data.steps if data and data.steps else profile_steps
         unknown = [s for s in steps if s not in services.host.processors]

@@ -39,8 +39,14 @@ def pick_engine(engines: dict[str, TranscriptionEngine], wanted: str) -> Transcr
                                    "mediasvc-fasterwhisper)")
 
 
+def engines_of(ctx: Any) -> dict[str, TranscriptionEngine]:
+    """The engines of the step's plugin host; contexts without one (benchmarks) build a host from settings."""
+    host = getattr(ctx, "host", None)
+    return host.transcription_engines if host is not None else engines_for(ctx.settings)
+
+
 def engines_for(settings: Any) -> dict[str, TranscriptionEngine]:
-    """The engines of a plugin host built from ``settings`` (processors get settings, not the host)."""
+    """The engines of a plugin host built from ``settings``, cached per settings object."""
     cached = _hosts.get(id(settings))
     if cached is None or cached[0] is not settings:
         from server.plugins import PluginHost

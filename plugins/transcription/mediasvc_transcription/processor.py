@@ -14,7 +14,7 @@ import msgspec
 
 from mediasvc_transcription.audio import is_wav_16k_mono, to_wav
 from mediasvc_transcription.captions import to_srt, to_webvtt
-from mediasvc_transcription.engines import engines_for, pick_engine, transcribe
+from mediasvc_transcription.engines import engines_of, pick_engine, transcribe
 from mediasvc_transcription.hls_subtitles import (
     DEFAULT_MPEGTS,
     FOLDER,
@@ -113,7 +113,7 @@ class TranscribeProcessor:
         with tempfile.TemporaryDirectory(prefix="mediasvc-transcribe-") as tmp:
             wav = await audio_for(ctx, Path(tmp))
             await ctx.progress(10)
-            result = await run_engine(engines_for(ctx.settings), options, wav,
+            result = await run_engine(engines_of(ctx), options, wav,
                                       language=request.get("language") or None, model=request.get("model") or None)
         await ctx.progress(85)
         outputs = await self._store(ctx, result)

@@ -17,6 +17,7 @@ playlist key), so a player can start on the first rung while the rest of the lad
 from __future__ import annotations
 
 import math
+import posixpath
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from av.video.frame import PictureType
 
 from mediasvc_video.hls_ladder import (
     Rung,
+    carry_subtitles,
     codecs_string,
     master_playlist,
     parse_media_playlist,
@@ -36,13 +38,13 @@ from mediasvc_video.media import local_input, open_media, output_key, run_with_p
 from mediasvc_video.mp4 import _rotate
 from mediasvc_video.probe import VideoInput
 from server.contracts import RenditionOut
+from server.events import RENDITION_READY
 from server.processing import PermanentProcessingError
 
 AUDIO_BITRATE = 128_000
 SEGMENT_SECONDS = 4
 DEFAULT_PRESET = "veryfast"
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
-RENDITION_READY = "rendition.ready"
 SEGMENT_TYPE = "video/mp2t"
 
 
@@ -190,6 +192,13 @@ def _rung_stats(folder: Path, rung: Rung) -> dict[str, Any]:
             "duration": total_seconds, "profile_level": profile_level}
 
 
+async def _stored_text(ctx: Any, key: str) -> str | None:
+    """A small stored text file (the previous master), or None when there is none."""
+    if await ctx.storage.head(key) is None:
+        return None
+    return (await ctx.storage.get_bytes(key)).decode("utf-8", "replace")
+
+
 async def _rendition_ready(ctx: Any, rung: Rung, stats: dict[str, Any], playlist_key: str) -> None:
     """``rendition.ready`` for a rung whose segments and playlist are all stored (contexts without ``emit``, such
     as a bare test context, publish nothing)."""
@@ -224,7 +233,9 @@ class HlsProcessor:
                                  "height": r.height, "bandwidth": s["peak"], "average_bandwidth": s["average"],
                                  "frame_rate": result["fps"],
                                  "codecs": codecs_string(s["profile_level"], result["has_audio"])})
-            (tmp / "master.m3u8").write_text(master_playlist(variants))
+            master_text, kept = carry_subtitles(await _stored_text(ctx, f"{base}/master.m3u8"),
+                                                master_playlist(variants))
+            (tmp / "master.m3u8").write_text(master_text)
             await ctx.progress(96)
 
             written: set[str] = set()
@@ -252,7 +263,11 @@ class HlsProcessor:
             master_key = f"{base}/master.m3u8"
             info = await upload(ctx, master_key, tmp / "master.m3u8", PLAYLIST_TYPE)  # last: rungs are all there
             written.add(master_key)
-        stale = [o.key async for o in ctx.storage.list(base + "/") if o.key not in written]
+        kept_folders = tuple(f"{base}/{posixpath.dirname(uri)}/" for uri in kept if "/" in uri)
+        kept_keys = {f"{base}/{uri}" for uri in kept}
+        keep = written | kept_keys  # and the folders of carried-over subtitles (their playlist and cues)
+        stale = [o.key async for o in ctx.storage.list(base + "/")
+                 if o.key not in keep and not o.key.startswith(kept_folders)]
         for key in stale:
             await ctx.storage.delete(key)
         await ctx.progress(100)

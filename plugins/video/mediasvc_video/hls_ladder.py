@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import re
+
 import msgspec
 
 # (name, short side, video bitrate)
@@ -125,3 +127,26 @@ def master_playlist(variants: list[dict[str, Any]]) -> str:
         lines.append("#EXT-X-STREAM-INF:" + ",".join(attrs))
         lines.append(v["uri"])
     return "\n".join(lines) + "\n"
+
+
+
+_GROUP = re.compile(r'GROUP-ID="([^"]*)"')
+_URI = re.compile(r'URI="([^"]*)"')
+
+
+def carry_subtitles(previous_master: str | None, master: str) -> tuple[str, list[str]]:
+    """``master`` with the SUBTITLES renditions of the asset's previous master (another step, such as
+    ``transcribe``, added them), every variant pointing at their group; and the URIs they use, whose files must
+    survive the re-run. Unchanged when the previous master had none."""
+    media = [line for line in (previous_master or "").splitlines()
+             if line.startswith("#EXT-X-MEDIA:") and "TYPE=SUBTITLES" in line]
+    if not media:
+        return master, []
+    group = _GROUP.search(media[0])
+    lines = master.splitlines()
+    first_variant = next(i for i, line in enumerate(lines) if line.startswith("#EXT-X-STREAM-INF:"))
+    lines[first_variant:first_variant] = media
+    if group:
+        lines = [f'{line},SUBTITLES="{group.group(1)}"' if line.startswith("#EXT-X-STREAM-INF:") else line
+                 for line in lines]
+    return "\n".join(lines) + "\n", [m.group(1) for line in media if (m := _URI.search(line))]

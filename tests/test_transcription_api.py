@@ -2,7 +2,7 @@
 audio and transcribe on the in-app worker; the transcript, WebVTT captions, the HLS subtitles and the
 ``transcription.ready`` webhook are checked, then silence, a corrupt file, the batch endpoint and API errors.
 
-The engine is ``faster-whisper`` unless MEDIASVC_TEST_TRANSCRIPTION_ENGINE names another (e.g. ``whispercpp``)."""
+The engine is the default, ``whispercpp``, unless MEDIASVC_TEST_TRANSCRIPTION_ENGINE names another (``faster-whisper``)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from server.app import create_app
 from server.auth import create_api_key
 from server.settings import load_settings
 from server.tables import ProcessingJob, Rendition, Transcript
+from tests.test_whisper_models import shared_models_dir
 from tests.conftest import serve_in_process
 from tests.speech import HAVE_ESPEAK, read_mono, speak_wav
 from tests.webhook_receiver import Receiver
@@ -33,7 +34,7 @@ from tests.webhook_receiver import Receiver
 # generous: the first step loads (whispercpp: converts) a model, and the test machine may be busy
 pytestmark = [pytest.mark.skipif(not HAVE_ESPEAK, reason="espeak-ng is not installed"), pytest.mark.timeout(300)]
 
-ENGINE = os.environ.get("MEDIASVC_TEST_TRANSCRIPTION_ENGINE", "faster-whisper")
+ENGINE = os.environ.get("MEDIASVC_TEST_TRANSCRIPTION_ENGINE", "whispercpp")  # the default engine
 TEXT = "Tell me about a time you solved a difficult problem at work, and what you learned from it."
 SECRET = "whsec_" + "c2VjcmV0LWZvci10ZXN0cw=="
 PROFILES = {
@@ -111,7 +112,8 @@ async def service(database_url, tmp_path_factory):
     settings = load_settings(env={}, **{
         "database_url": database_url, "queue.url": os.environ.get("MEDIASVC_TEST_REDIS", "redis://127.0.0.1:6379/0"),
         "queue.name": f"transcription-{uuid.uuid4().hex[:8]}", "data_dir": str(tmp_path_factory.mktemp("data")),
-        "secret_key": "test-secret-key", "run_worker_in_app": True, "events.retry_base_seconds": 0.2,
+        "secret_key": "test-secret-key", "run_worker_in_app": True,
+        "models_dir": str(shared_models_dir(tmp_path_factory)), "events.retry_base_seconds": 0.2,
         "profiles": PROFILES,
         "plugins": {"transcription": {"engine": ENGINE, "threads": 2},
                     "webhooks": {"allow_loopback": True, "targets": [

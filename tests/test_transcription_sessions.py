@@ -19,12 +19,13 @@ from server.app import create_app
 from server.auth import create_api_key
 from server.settings import load_settings
 from server.tables import Chunk, Transcript
+from tests.test_whisper_models import shared_models_dir
 from tests.conftest import serve_in_process
 from tests.speech import HAVE_ESPEAK, read_mono, speak_wav, write_wav
 
 pytestmark = [pytest.mark.skipif(not HAVE_ESPEAK, reason="espeak-ng is not installed"), pytest.mark.timeout(300)]
 
-ENGINE = os.environ.get("MEDIASVC_TEST_TRANSCRIPTION_ENGINE", "faster-whisper")
+ENGINE = os.environ.get("MEDIASVC_TEST_TRANSCRIPTION_ENGINE", "whispercpp")  # the default engine
 # every word once, so a word that shows up twice in the stitched text was kept from both sides of a seam
 TEXT = ("Yesterday our small team finished the new website, fixed several painful problems, answered customer "
         "questions, wrote clear documentation, and celebrated with fresh coffee.")
@@ -51,6 +52,7 @@ async def service(database_url, tmp_path_factory):
         "database_url": database_url, "queue.url": os.environ.get("MEDIASVC_TEST_REDIS", "redis://127.0.0.1:6379/0"),
         "queue.name": f"tr-sessions-{uuid.uuid4().hex[:8]}", "data_dir": str(tmp_path_factory.mktemp("data")),
         "secret_key": "test-secret-key", "run_worker_in_app": True,
+        "models_dir": str(shared_models_dir(tmp_path_factory)),
         "plugins": {"transcription": {"engine": ENGINE, "threads": 2}},
         "profiles": {"voice_note": {"kind": "audio", "formats": ["wav"], "max_bytes": 10_000_000,
                                     "bucket": "notes", "steps": ["probe"]}},

@@ -242,10 +242,19 @@ async def measure(args: argparse.Namespace, db_url: str, tmp: str, suffix: str, 
             def clear_scan_cache() -> None:
                 cache["dashboard_scan_cache"] = {}
 
+            def age_scan_cache() -> None:
+                """Every cached figure past its TTL: served as it is while a background task recomputes it."""
+                scans = cache.get("dashboard_scan_cache", {})
+                for key, value in list(scans.items()):
+                    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], float):
+                        scans[key] = (0.0, value[1])
+
             # each "cache cleared" row runs just before its cached twin, which then finds the figures fresh
             routes: list[tuple[str, str, dict[str, str], Any]] = [
                 ("baseline: GET /health", "/health", {}, None),
                 ("overview, scan cache cleared (counts + storage recomputed)", "/dashboard", {}, clear_scan_cache),
+                ("overview, scan cache stale (served; recomputed in the background)", "/dashboard", {},
+                 age_scan_cache),
                 ("overview", "/dashboard", {}, None),
                 ("overview stats fragment, counts recomputed (cache cleared)", "/dashboard", hx, clear_scan_cache),
                 ("overview stats fragment (htmx poll)", "/dashboard", hx, None),

@@ -357,3 +357,29 @@ async def test_admin_aborts_a_queued_job_and_tenant_scoped_admins_cannot(dash: h
     assert getattr(job.status, "value", job.status) == "aborted"
     missing = await dash.post("/dashboard/queue/jobs/no-such-job/retry", data={"_csrf": csrf})
     assert missing.status_code == 404
+
+
+async def test_full_scans_are_served_stale_while_one_background_task_recomputes():
+    import asyncio
+
+    from server.dashboard.queries import cached_scan
+
+    calls: list[int] = []
+    release = asyncio.Event()
+
+    async def compute() -> int:
+        calls.append(len(calls))
+        if len(calls) > 1:
+            await release.wait()
+        return len(calls)
+
+    cache: dict = {}
+    assert await cached_scan(cache, "k", 0.0, compute) == 1  # an empty cache waits for the first computation
+    assert await cached_scan(cache, "k", 0.0, compute) == 1  # stale: served at once, a refresh starts
+    await asyncio.sleep(0)  # the refresh task starts and waits
+    assert await cached_scan(cache, "k", 0.0, compute) == 1  # still refreshing: no second refresh
+    await asyncio.sleep(0)
+    assert len(calls) == 2
+    release.set()
+    await asyncio.gather(*cache["tasks"])
+    assert await cached_scan(cache, "k", 60.0, compute) == 2 and len(calls) == 2  # fresh: no work at all

@@ -6,8 +6,6 @@ MEDIASVC_SCREENSHOTS=docs/screenshots."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,7 +16,7 @@ import pytest
 from server.app import create_app
 from server.auth import create_api_key
 from tests.dashboard_helpers import make_operator
-from tests.test_dashboard_browser import ARGS, CHROMIUM, free_port, sign_in
+from tests.test_dashboard_browser import ARGS, CHROMIUM, serve_with_granian, shots, sign_in  # noqa: F401
 from tests.test_zoom_webhooks import SECRET, meeting_event, post_signed, zoom_iso
 from tests.zoom_fake_api import FakeZoom
 
@@ -31,30 +29,16 @@ pytestmark = [
 
 @pytest.fixture
 async def served(make_settings):
-    from granian.constants import Interfaces
-    from granian.server.embed import Server
-
     fake = FakeZoom()
     fake.thread.start()
     settings = make_settings(plugins={"zoom": fake.settings(webhook_secret_token=SECRET)}, run_worker_in_app=True,
                              **{"queue.name": f"zoom-browser-{uuid.uuid4().hex[:8]}"})
-    app = create_app(settings)
-    port = free_port()
-    server = Server(app, address="127.0.0.1", port=port, interface=Interfaces.ASGI, log_enabled=False)
-    task = asyncio.create_task(server.serve())
-    for _ in range(100):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            break
-        except OSError:
-            await asyncio.sleep(0.05)
-    await asyncio.sleep(0.3)  # lifespan: database pool and worker
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-    await asyncio.wait_for(task, 15)
-    fake.server.shutdown()
-    fake.server.server_close()
+    try:
+        async with serve_with_granian(create_app(settings)) as base:
+            yield base
+    finally:
+        fake.server.shutdown()
+        fake.server.server_close()
 
 
 def presence(event: str, meeting_id: str, when: datetime) -> dict:
@@ -64,14 +48,7 @@ def presence(event: str, meeting_id: str, when: datetime) -> dict:
         "email": "ann@example.com", field: zoom_iso(when)})
 
 
-@pytest.fixture
-def shots(tmp_path_factory) -> Path:
-    folder = Path(os.environ.get("MEDIASVC_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-async def test_live_panel_follows_the_webhooks(served, shots: Path):
+async def test_live_panel_follows_the_webhooks(served, shots: Path):  # noqa: F811
     from playwright.async_api import async_playwright, expect
 
     base = served

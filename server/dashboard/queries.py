@@ -1,13 +1,15 @@
 """The dashboard's reads: every list is keyset-paginated on an index, extra data for a page comes in one query.
 
-``tenant`` is the operator's scope (None: every tenant). Figures that need a full scan (storage per bucket) are
-cached for a short while.
+``tenant`` is the operator's scope (None: every tenant). Figures that need a full scan (the overview's counts,
+storage per bucket) are served from the app's cache and recomputed in the background (``cached_scan``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -17,6 +19,8 @@ from server.pagination import decode_cursor, encode_cursor
 from server.tables import Asset
 
 PAGE = 50
+log = logging.getLogger("mediasvc.dashboard")
+
 STORAGE_TTL = 30.0
 
 
@@ -52,10 +56,39 @@ async def raw(sql: str, *args: Any) -> list[dict[str, Any]]:
 COUNTS_TTL = 4.0  # the overview polls every 5 s: one computation per tenant scope per poll period at most
 
 
+async def cached_scan(cache: dict[Any, Any], key: Any, ttl: float,
+                      compute: Callable[[], Awaitable[Any]]) -> Any:
+    """Stale-while-revalidate for the full scans: only the first request (an empty cache) waits for ``compute``;
+    once the value is older than ``ttl`` it is still served while one background task recomputes it."""
+    hit = cache.get(key)
+    if hit is None:
+        value = await compute()
+        cache[key] = (time.monotonic(), value)
+        return value
+    stamp, value = hit
+    refreshing: set[Any] = cache.setdefault("refreshing", set())
+    if time.monotonic() - stamp >= ttl and key not in refreshing:
+        refreshing.add(key)
+
+        async def refresh() -> None:
+            try:
+                cache[key] = (time.monotonic(), await compute())
+            except Exception:  # noqa: BLE001 - keep serving the old figures; the next request tries again
+                log.exception("dashboard scan %r failed", key)
+            finally:
+                refreshing.discard(key)
+
+        task = asyncio.create_task(refresh())
+        cache.setdefault("tasks", set()).add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(cache["tasks"].discard)
+    return value
+
+
 async def overview_counts(tenant: UUID | None, cache: dict[Any, Any]) -> dict[str, Any]:
-    cached = cache.get(("counts", tenant))
-    if cached and time.monotonic() - cached[0] < COUNTS_TTL:
-        return cached[1]
+    return await cached_scan(cache, ("counts", tenant), COUNTS_TTL, lambda: _count(tenant))
+
+
+async def _count(tenant: UUID | None) -> dict[str, Any]:
     scope, args = ("AND a.tenant = {}", [tenant]) if tenant else ("", [])
     step_join = "JOIN assets a ON a.id = j.asset AND a.tenant = {}" if tenant else ""
     by_status, recent, steps, sessions = await asyncio.gather(
@@ -67,27 +100,21 @@ async def overview_counts(tenant: UUID | None, cache: dict[Any, Any]) -> dict[st
         raw(f"SELECT count(*) AS n FROM recording_sessions a WHERE a.status = 'active' {scope}", *args),
     )
     counts = {r["status"]: r["n"] for r in by_status}
-    result = {"by_status": counts, "total": sum(n for s, n in counts.items() if s != "deleted"),
+    return {"by_status": counts, "total": sum(n for s, n in counts.items() if s != "deleted"),
             "uploads_last_hour": recent[0]["n"], "steps_last_hour": {r["status"]: r["n"] for r in steps},
             "active_sessions": sessions[0]["n"]}
-    cache[("counts", tenant)] = (time.monotonic(), result)
-    return result
 
 
 async def storage_by_bucket(tenant: UUID | None, cache: dict[Any, Any]) -> list[dict[str, Any]]:
-    """Bytes and objects per bucket (a full scan): kept in ``cache`` (the app's) for ``STORAGE_TTL`` seconds."""
-    cached = cache.get(tenant)
-    if cached and time.monotonic() - cached[0] < STORAGE_TTL:
-        return cached[1]
+    """Bytes and objects per bucket (a full scan), served from ``cache`` (the app's) and refreshed in the
+    background once older than ``STORAGE_TTL`` seconds."""
     scope, args = ("AND a.tenant = {}", [tenant]) if tenant else ("", [])
-    rows = await raw(
+    return await cached_scan(cache, ("storage", tenant), STORAGE_TTL, lambda: raw(
         "SELECT a.bucket, count(*) + coalesce(sum(r.n), 0) AS objects, "
         "sum(a.size_bytes) + coalesce(sum(r.bytes), 0) AS bytes FROM assets a "
         "LEFT JOIN (SELECT asset, count(*) AS n, sum(size_bytes) AS bytes FROM renditions GROUP BY asset) r "
         f"ON r.asset = a.id WHERE a.status NOT IN ('deleted', 'pending') {scope} GROUP BY a.bucket ORDER BY a.bucket",
-        *args)
-    cache[tenant] = (time.monotonic(), rows)
-    return rows
+        *args))
 
 
 async def recent_failures(tenant: UUID | None, limit: int = 8) -> list[dict[str, Any]]:

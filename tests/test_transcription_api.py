@@ -26,9 +26,9 @@ from server.app import create_app
 from server.auth import create_api_key
 from server.settings import load_settings
 from server.tables import ProcessingJob, Rendition, Transcript
-from tests.test_whisper_models import shared_models_dir
 from tests.conftest import serve_in_process
 from tests.speech import HAVE_ESPEAK, read_mono, speak_wav
+from tests.test_whisper_models import shared_models_dir
 from tests.webhook_receiver import Receiver
 
 # generous: the first step loads (whispercpp: converts) a model, and the test machine may be busy

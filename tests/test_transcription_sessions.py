@@ -12,6 +12,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from mediasvc_transcription.captions import parse_webvtt
 from mediasvc_transcription.sessions import ChunkTranscript, chunk_transcript_key
 from mediasvc_transcription.wer import word_error_rate, words
 
@@ -19,9 +20,10 @@ from server.app import create_app
 from server.auth import create_api_key
 from server.settings import load_settings
 from server.tables import Chunk, Transcript
-from tests.test_whisper_models import shared_models_dir
 from tests.conftest import serve_in_process
 from tests.speech import HAVE_ESPEAK, read_mono, speak_wav, write_wav
+from tests.test_transcription_api import local
+from tests.test_whisper_models import shared_models_dir
 
 pytestmark = [pytest.mark.skipif(not HAVE_ESPEAK, reason="espeak-ng is not installed"), pytest.mark.timeout(300)]
 
@@ -105,6 +107,12 @@ async def test_chunks_are_transcribed_as_they_arrive_and_stitched_without_repeat
     repeated = {w: n for w, n in Counter(stitched).items() if len(w) > 3 and n > max(reference[w], 1)}
     assert not repeated, body["text"]
     assert word_error_rate(TEXT, body["text"]) <= 0.3, body["text"]
+    captions = {c["format"]: c for c in body["captions"]}
+    assert set(captions) == {"vtt", "srt"} and captions["vtt"]["language"] == "en"
+    vtt = await service.get(local(captions["vtt"]["url"]))
+    assert vtt.status_code == 200 and vtt.text.startswith("WEBVTT")
+    cues = parse_webvtt(vtt.text)
+    assert cues and word_error_rate(TEXT, " ".join(c[2] for c in cues)) <= 0.3
     starts = [s["start"] for s in body["segments"]]
     assert starts == sorted(starts) and body["segments"][-1]["end"] <= body["duration_seconds"] + 0.01
 

@@ -25,7 +25,7 @@ from mediasvc_transcription.schemas import (
     TranscriptionState,
     TranscriptOut,
 )
-from mediasvc_transcription.sessions import read_chunk_transcript
+from mediasvc_transcription.sessions import SESSION_CAPTIONS, read_chunk_transcript, session_caption_key
 from mediasvc_transcription.store import load_transcript, split_model
 from server.api.assets import get_asset_row
 from server.api.media import serve_url
@@ -59,6 +59,17 @@ async def _captions(asset_id: UUID, settings: Any) -> list[Caption]:
         if fmt in ("vtt", "srt"):
             out.append(Caption(name=row["name"], format=fmt, language=language,
                                url=serve_url(settings, row["storage_key"])))
+    return out
+
+
+async def _session_captions(row: dict[str, Any], services: Services) -> list[Caption]:
+    """WebVTT and SRT of the stitched transcript, stored beside its JSON."""
+    out = []
+    for fmt in SESSION_CAPTIONS:
+        key = session_caption_key(row["storage_key"], fmt) if row["storage_key"] else ""
+        if key and await services.storage.head(key) is not None:
+            out.append(Caption(name=f"{row['language'] or 'und'}.{fmt}", format=fmt, language=row["language"],
+                               url=serve_url(services.settings, key)))
     return out
 
 
@@ -148,7 +159,8 @@ class TranscriptionController(Controller):
         session = await get_session_row(session_ref, principal)
         row = await load_transcript(session_id=session["id"])
         if row is not None:
-            return Response(transcript_out(row, services.settings, []), status_code=HTTP_200_OK)
+            captions = await _session_captions(row, services)
+            return Response(transcript_out(row, services.settings, captions), status_code=HTTP_200_OK)
         chunks = await Chunk.select().where(Chunk.session == session["id"])
         if not chunks:
             raise NotFound(f"Session {session_ref} has no chunks to transcribe",

@@ -18,6 +18,7 @@ from uuid import UUID
 import msgspec
 
 from mediasvc_transcription.audio import to_wav
+from mediasvc_transcription.captions import to_srt, to_webvtt
 from mediasvc_transcription.processor import local_file, run_engine
 from mediasvc_transcription.settings import transcription_settings
 from mediasvc_transcription.stitch import ChunkText, stitch
@@ -51,6 +52,14 @@ def chunk_transcript_key(chunk_key: str) -> str:
 
 def session_transcript_key(chunk_key: str) -> str:
     return chunk_key.rsplit("/", 1)[0] + "/transcripts/session.json"
+
+
+SESSION_CAPTIONS = {"vtt": (to_webvtt, "text/vtt"), "srt": (to_srt, "application/x-subrip")}
+
+
+def session_caption_key(transcript_key: str, suffix: str) -> str:
+    """``…/transcripts/session.vtt`` beside the stitched transcript's JSON."""
+    return f"{transcript_key.rsplit('.', 1)[0]}.{suffix}"
 
 
 async def read_chunk_transcript(storage: Any, chunk: dict[str, Any]) -> ChunkTranscript | None:
@@ -133,6 +142,9 @@ async def stitch_session(ctx: dict[str, Any], *, session_id: str) -> dict[str, A
                                                        model="", engine="")
     key = session_transcript_key(chunks[0]["storage_key"])
     await storage.put(key, msgspec.json.encode(result), content_type="application/json")
+    for suffix, (render, content_type) in SESSION_CAPTIONS.items():  # captions for the whole interview
+        await storage.put(session_caption_key(key, suffix), render(result.segments).encode(),
+                          content_type=content_type)
     await save_transcript(result, tenant_id=session["tenant"], session_id=sid, storage_key=key,
                           url=serve_url(settings, key))
     from server import events

@@ -81,7 +81,9 @@ LEARNER = User("learner-1", "Lin Learner", "lin@example.edu", (LEARNER_ROLE,))
 class Platform:
     """The LMS. ``published`` keys are in its JWKS; ``key`` signs unless told otherwise."""
 
-    client_id: str = "mediasvc-tool"
+    # unique per platform: registrations are unique by (issuer, client_id) across tenants, and the issuer's
+    # loopback port can be reused by a later test's platform while the earlier registration is still stored
+    client_id: str = field(default_factory=lambda: f"mediasvc-tool-{uuid.uuid4().hex[:8]}")
     deployment_id: str = "deployment-1"
     tool_launch_url: str = "https://testserver/lti/launch"
     key: SigningKey = field(default_factory=SigningKey.generate)

@@ -200,7 +200,7 @@ async def test_login_initiation_by_post_redirects_with_the_oidc_parameters(env: 
     assert {k: params[k] for k in ("scope", "response_type", "response_mode", "prompt", "client_id",
                                    "redirect_uri", "login_hint", "lti_message_hint")} == {
         "scope": "openid", "response_type": "id_token", "response_mode": "form_post", "prompt": "none",
-        "client_id": "mediasvc-tool", "redirect_uri": "https://testserver/lti/launch", "login_hint": "instr-1",
+        "client_id": env.platform.client_id, "redirect_uri": "https://testserver/lti/launch", "login_hint": "instr-1",
         "lti_message_hint": "hint-123"}
     assert params["state"] and params["nonce"]
 

@@ -27,7 +27,7 @@ async def forged_launch(env: LtiEnv, *, sign: dict[str, Any] | None = None, **ch
     return await env.browser.post("/lti/launch", data={"id_token": token, "state": auth["state"]})
 
 
-def refused(response: httpx.Response, status: int, words: str) -> None:
+def assert_refused(response: httpx.Response, status: int, words: str) -> None:
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert words.lower() in error["message"].lower(), error
@@ -40,13 +40,13 @@ async def test_a_well_formed_forged_launch_is_accepted_as_baseline(env: LtiEnv):
 
 async def test_a_bad_signature_is_refused(env: LtiEnv):
     impostor = SigningKey(kid=env.platform.key.kid, private=SigningKey.generate().private)  # same kid, other key
-    refused(await forged_launch(env, sign={"key": impostor}), 401, "signature does not verify")
+    assert_refused(await forged_launch(env, sign={"key": impostor}), 401, "signature does not verify")
 
 
 async def test_an_unknown_kid_is_refused_after_exactly_one_refetch(env: LtiEnv):
     assert (await forged_launch(env)).status_code == 200
     assert env.platform.jwks_requests == 1  # fetched once, then cached
-    refused(await forged_launch(env, sign={"key": SigningKey.generate()}), 401, "unknown key id")
+    assert_refused(await forged_launch(env, sign={"key": SigningKey.generate()}), 401, "unknown key id")
     assert env.platform.jwks_requests == 2
 
 
@@ -60,17 +60,17 @@ async def test_a_platform_key_rotation_is_picked_up_by_one_refetch(env: LtiEnv):
 
 
 async def test_alg_none_is_refused(env: LtiEnv):
-    refused(await forged_launch(env, sign={"alg": "none"}), 401, "alg 'none' is refused")
+    assert_refused(await forged_launch(env, sign={"alg": "none"}), 401, "alg 'none' is refused")
 
 
 async def test_hs256_signed_with_the_public_key_is_refused(env: LtiEnv):
     public_pem = env.platform.key.private.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    refused(await forged_launch(env, sign={"alg": "HS256", "secret": public_pem}), 401, "alg 'HS256' is refused")
+    assert_refused(await forged_launch(env, sign={"alg": "HS256", "secret": public_pem}), 401, "alg 'HS256' is refused")
 
 
 async def test_other_rsa_algorithms_are_refused(env: LtiEnv):
-    refused(await forged_launch(env, sign={"alg": "RS512"}), 401, "only RS256")
+    assert_refused(await forged_launch(env, sign={"alg": "RS512"}), 401, "only RS256")
 
 
 @pytest.mark.parametrize(("changes", "words"), [
@@ -79,20 +79,20 @@ async def test_other_rsa_algorithms_are_refused(env: LtiEnv):
     ({"iss": "https://evil.example"}, "iss is not the registered"),
 ])
 async def test_tokens_for_another_audience_or_from_another_issuer_are_refused(env: LtiEnv, changes, words):
-    refused(await forged_launch(env, **changes), 401, words)
+    assert_refused(await forged_launch(env, **changes), 401, words)
 
 
 async def test_several_audiences_need_azp_naming_us(env: LtiEnv):
     audiences = [env.platform.client_id, "other-tool"]
-    refused(await forged_launch(env, aud=audiences), 401, "no azp")
-    refused(await forged_launch(env, aud=audiences, azp="other-tool"), 401, "azp is not")
+    assert_refused(await forged_launch(env, aud=audiences), 401, "no azp")
+    assert_refused(await forged_launch(env, aud=audiences, azp="other-tool"), 401, "azp is not")
     assert (await forged_launch(env, aud=audiences, azp=env.platform.client_id)).status_code == 200
 
 
 async def test_expired_and_future_tokens_are_refused(env: LtiEnv):
     now = int(time.time())
-    refused(await forged_launch(env, iat=now - 900, exp=now - 600), 401, "expired")
-    refused(await forged_launch(env, iat=now + 600, exp=now + 900), 401, "not valid yet")
+    assert_refused(await forged_launch(env, iat=now - 900, exp=now - 600), 401, "expired")
+    assert_refused(await forged_launch(env, iat=now + 600, exp=now + 900), 401, "not valid yet")
     assert (await forged_launch(env, exp=now - 5)).status_code == 200  # within the small leeway
 
 
@@ -100,16 +100,16 @@ async def test_a_replayed_launch_is_refused(env: LtiEnv):
     auth = await start_login(env.browser, env.platform)
     fields = {"id_token": env.platform.sign(env.platform.claims(auth["nonce"])), "state": auth["state"]}
     assert (await env.browser.post("/lti/launch", data=fields)).status_code == 200
-    refused(await env.browser.post("/lti/launch", data=fields), 401, "already used")
+    assert_refused(await env.browser.post("/lti/launch", data=fields), 401, "already used")
     fresh = await start_login(env.browser, env.platform)  # the old token with a new login's state
-    refused(await env.browser.post("/lti/launch", data={**fields, "state": fresh["state"]}), 401, "nonce")
+    assert_refused(await env.browser.post("/lti/launch", data={**fields, "state": fresh["state"]}), 401, "nonce")
 
 
 async def test_a_state_this_tool_did_not_issue_is_refused(env: LtiEnv):
     auth = await start_login(env.browser, env.platform)
     token = env.platform.sign(env.platform.claims(auth["nonce"]))
     tampered = auth["state"][:-3] + ("AAA" if not auth["state"].endswith("AAA") else "BBB")
-    refused(await env.browser.post("/lti/launch", data={"id_token": token, "state": tampered}), 401,
+    assert_refused(await env.browser.post("/lti/launch", data={"id_token": token, "state": tampered}), 401,
             "not issued by this tool")
 
 
@@ -118,7 +118,7 @@ async def test_a_state_from_another_browser_is_refused(env: LtiEnv):
     async with httpx.AsyncClient(transport=env.browser._transport, base_url="https://testserver") as other:
         theirs = await start_login(other, env.platform)
     token = env.platform.sign(env.platform.claims(theirs["nonce"]))
-    refused(await env.browser.post("/lti/launch", data={"id_token": token, "state": theirs["state"]}), 401,
+    assert_refused(await env.browser.post("/lti/launch", data={"id_token": token, "state": theirs["state"]}), 401,
             "does not match the login this browser started")
     assert mine["state"] != theirs["state"]
 
@@ -126,11 +126,11 @@ async def test_a_state_from_another_browser_is_refused(env: LtiEnv):
 async def test_a_token_minted_for_another_login_is_refused(env: LtiEnv):
     auth = await start_login(env.browser, env.platform)
     token = env.platform.sign(env.platform.claims("some-other-nonce"))
-    refused(await env.browser.post("/lti/launch", data={"id_token": token, "state": auth["state"]}), 401, "nonce")
+    assert_refused(await env.browser.post("/lti/launch", data={"id_token": token, "state": auth["state"]}), 401, "nonce")
 
 
 async def test_an_unknown_deployment_is_forbidden(env: LtiEnv):
-    refused(await forged_launch(env, lti_deployment_id="deployment-x"), 403, "unknown deployment")
+    assert_refused(await forged_launch(env, lti_deployment_id="deployment-x"), 403, "unknown deployment")
 
 
 @pytest.mark.parametrize(("changes", "words"), [
@@ -142,25 +142,25 @@ async def test_an_unknown_deployment_is_forbidden(env: LtiEnv):
     ({"lti_roles": "Instructor"}, "roles claim must be a list"),
 ])
 async def test_wrong_lti_claims_are_bad_requests(env: LtiEnv, changes, words):
-    refused(await forged_launch(env, **changes), 400, words)
+    assert_refused(await forged_launch(env, **changes), 400, words)
 
 
 async def test_a_deep_linking_request_needs_its_return_url(env: LtiEnv):
     settings = {"accept_types": ["ltiResourceLink"]}  # no deep_link_return_url
-    refused(await forged_launch(env, message_type="LtiDeepLinkingRequest", dl_deep_linking_settings=settings),
+    assert_refused(await forged_launch(env, message_type="LtiDeepLinkingRequest", dl_deep_linking_settings=settings),
             400, "deep_link_return_url")
 
 
 async def test_anonymous_launches_are_forbidden(env: LtiEnv):
-    refused(await forged_launch(env, sub=None), 403, "anonymous")
+    assert_refused(await forged_launch(env, sub=None), 403, "anonymous")
 
 
 async def test_malformed_launch_posts_are_bad_requests(env: LtiEnv):
     auth = await start_login(env.browser, env.platform)
-    refused(await env.browser.post("/lti/launch", data={"state": auth["state"]}), 400, "id_token and state")
-    refused(await env.browser.post("/lti/launch", data={"id_token": "not-a-jwt", "state": auth["state"]}), 400,
+    assert_refused(await env.browser.post("/lti/launch", data={"state": auth["state"]}), 400, "id_token and state")
+    assert_refused(await env.browser.post("/lti/launch", data={"id_token": "not-a-jwt", "state": auth["state"]}), 400,
             "not a well-formed jwt")
-    refused(await env.browser.post("/lti/launch", data={"error": "login_required", "state": auth["state"]}), 401,
+    assert_refused(await env.browser.post("/lti/launch", data={"error": "login_required", "state": auth["state"]}), 401,
             "platform refused the login")
 
 
@@ -177,7 +177,7 @@ async def test_an_unreachable_platform_jwks_is_a_503_not_a_500(env: LtiEnv):
     auth = await start_login(env.browser, env.platform)
     token = env.platform.sign(env.platform.claims(auth["nonce"]))
     env.platform.close()  # the platform's JWKS host goes away
-    refused(await env.browser.post("/lti/launch", data={"id_token": token, "state": auth["state"]}), 503,
+    assert_refused(await env.browser.post("/lti/launch", data={"id_token": token, "state": auth["state"]}), 503,
             "jwks could not be fetched")
 
 
@@ -189,7 +189,7 @@ async def test_an_unreachable_platform_jwks_is_a_503_not_a_500(env: LtiEnv):
     ({"lti_deployment_id": "deployment-x"}, 403, "unknown deployment"),
 ])
 async def test_login_initiation_checks_what_the_platform_sends(env: LtiEnv, changes, status, words):
-    refused(await env.browser.get("/lti/login", params=env.platform.login_params(**changes)), status, words)
+    assert_refused(await env.browser.get("/lti/login", params=env.platform.login_params(**changes)), status, words)
 
 
 async def test_login_initiation_by_post_redirects_with_the_oidc_parameters(env: LtiEnv):

@@ -7,7 +7,6 @@ not get to link (found by ``metadata.session_id``) is linked instead of made twi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
@@ -25,6 +24,7 @@ from server.ingest.assets import create_uploaded_asset, reserve_key
 from server.ingest.sessions_gaps import effective_overlap
 from server.ingest.sessions_media import JoinError, JoinPart, join_files
 from server.metrics import Metrics
+from server.storage_files import local_file
 from server.tables import Asset, Chunk, RecordingSession
 
 log = logging.getLogger("mediasvc.sessions")
@@ -93,22 +93,6 @@ def _hash_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-async def _local_copy(storage: Any, key: str, directory: Path, name: str) -> Path:
-    """The chunk as a local file: the stored file itself on the local backend, else a streamed download."""
-    with contextlib.suppress(MediaServiceError):
-        local = storage.local_path(key)
-        if local is not None and Path(local).is_file():
-            return Path(local)
-    target = directory / name
-    handle = await asyncio.to_thread(open, target, "wb")
-    try:
-        async for data in storage.get_stream(key):
-            await asyncio.to_thread(handle.write, data)
-    finally:
-        handle.close()
-    return target
-
-
 async def _link(session_id: UUID, asset_id: UUID) -> None:
     await RecordingSession.update({RecordingSession.asset: asset_id, RecordingSession.updated_at: _now()}).where(
         RecordingSession.id == session_id
@@ -148,7 +132,7 @@ async def join_session(ctx: dict[str, Any], *, session_id: str) -> dict[str, Any
         parts = []
         for chunk in chunks:
             name = PurePosixPath(chunk["storage_key"]).name
-            path = await _local_copy(storage, chunk["storage_key"], work, name)
+            path = await local_file(storage, chunk["storage_key"], work, name)
             parts.append(JoinPart(path=path, trim=effective_overlap(chunk, indexes)))
         extension = PurePosixPath(chunks[0]["storage_key"]).suffix.lstrip(".")
         out_path = work / f"joined.{extension}"

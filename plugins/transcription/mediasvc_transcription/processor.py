@@ -31,6 +31,7 @@ from server.api.media import serve_url
 from server.contracts import RenditionOut, Transcription
 from server.errors import MediaServiceError, ModelMissing
 from server.processing import PermanentProcessingError
+from server.storage_files import local_file
 from server.tables import Rendition
 
 log = logging.getLogger("mediasvc.transcription")
@@ -44,24 +45,6 @@ TS_HEAD_BYTES = 188 * 256
 
 def asset_base(asset: dict[str, Any]) -> str:
     return asset["storage_key"].rsplit("/", 1)[0] + "/"
-
-
-async def _download(storage: Any, key: str, target: Path) -> Path:
-    handle = await asyncio.to_thread(open, target, "wb")
-    try:
-        async for chunk in storage.get_stream(key):
-            await asyncio.to_thread(handle.write, chunk)
-    finally:
-        handle.close()
-    return target
-
-
-async def local_file(storage: Any, key: str, tmp: Path, name: str) -> Path:
-    """The stored object as a local file: the backend's own path, else a download into ``tmp``."""
-    path = storage.local_path(key)
-    if path is not None and Path(path).is_file():
-        return Path(path)
-    return await _download(storage, key, tmp / name)
 
 
 async def audio_for(ctx: Any, tmp: Path) -> Path | None:

@@ -19,7 +19,7 @@ import msgspec
 
 from mediasvc_transcription.audio import to_wav
 from mediasvc_transcription.captions import to_srt, to_webvtt
-from mediasvc_transcription.processor import local_file, run_engine
+from mediasvc_transcription.processor import run_engine
 from mediasvc_transcription.settings import transcription_settings
 from mediasvc_transcription.stitch import ChunkText, stitch
 from mediasvc_transcription.store import save_transcript
@@ -28,6 +28,7 @@ from server.contracts import Transcription
 from server.ingest.sessions_gaps import effective_overlap
 from server.processing import PermanentProcessingError
 from server.queue import enqueue_job
+from server.storage_files import local_file
 from server.tables import Chunk, RecordingSession
 
 log = logging.getLogger("mediasvc.transcription")

@@ -1,3 +1,3 @@
 """Lets the plain `piccolo` CLI find our configuration from the repository root; see server/piccolo_conf.py."""
 
-from server.piccolo_conf import APP_REGISTRY, DB  # noqa: F401
+from mediasvc.piccolo_conf import APP_REGISTRY, DB  # noqa: F401

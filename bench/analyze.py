@@ -35,7 +35,7 @@ from mediasvc_analysis_labels.analyzer import LabelsAnalyzer, preprocess, softma
 from mediasvc_analysis_labels.model_files import SPEC
 from mediasvc_analysis_moderation.analyzer import ModerationAnalyzer
 from mediasvc_analysis_text.analyzer import TextAnalyzer
-from server.settings import load_settings
+from mediasvc.settings import load_settings
 
 
 def poster() -> bytes:

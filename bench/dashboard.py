@@ -133,7 +133,7 @@ def seed_statements(event_types: list[str]) -> list[tuple[str, tuple[Any, ...]]]
 
 
 async def seed(url: str) -> dict[str, Any]:
-    from server.events import EVENT_TYPES
+    from mediasvc.events import EVENT_TYPES
 
     conn = await asyncpg.connect(url)
     try:
@@ -183,7 +183,7 @@ async def run(args: argparse.Namespace) -> None:
     try:
         t0 = time.perf_counter()
         env = {**os.environ, "MEDIASVC_DATABASE_URL": db_url}
-        subprocess.run([sys.executable, "-m", "server.cli", "migrate"], cwd=ROOT, env=env, check=True,
+        subprocess.run([sys.executable, "-m", "mediasvc.cli", "migrate"], cwd=ROOT, env=env, check=True,
                        stdout=subprocess.DEVNULL)
         t1 = time.perf_counter()
         seeded = await seed(db_url)
@@ -203,9 +203,9 @@ async def run(args: argparse.Namespace) -> None:
 
 
 async def measure(args: argparse.Namespace, db_url: str, tmp: str, suffix: str, seeded: dict[str, Any]) -> None:
-    from server.app import create_app
-    from server.dashboard.auth import create_operator
-    from server.settings import load_settings
+    from mediasvc.app import create_app
+    from mediasvc.dashboard.auth import create_operator
+    from mediasvc.settings import load_settings
 
     settings = load_settings(env={}, database_url=db_url, secret_key="bench", data_dir=tmp,
                              **{"queue.url": "redis://127.0.0.1:6379/0", "queue.name": f"bench-dash-{suffix}"})

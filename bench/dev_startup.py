@@ -57,7 +57,7 @@ def start_dev(data_dir: Path) -> dict[str, float]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIASVC_")}
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "server.cli", "dev", "--port", str(port), "--data-dir",
+    process = subprocess.Popen([sys.executable, "-m", "mediasvc.cli", "dev", "--port", str(port), "--data-dir",
                                 str(data_dir)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     ready = None

@@ -211,7 +211,7 @@ def run_case(kind: str, source: Path, chunk: int, data_dir: Path, env: dict[str,
     else:
         proc_env = {**env, "MEDIASVC_DATA_DIR": str(data_dir),
                     "MEDIASVC_STORAGE__ROOT": str(data_dir / "storage")}
-        command = [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        command = [sys.executable, "-m", "mediasvc.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(command, cwd=ROOT, env=proc_env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     try:
@@ -326,7 +326,7 @@ async def drop_database(name: str) -> None:
 
 
 def cli(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "server.cli", *args], cwd=ROOT, env=env,
+    result = subprocess.run([sys.executable, "-m", "mediasvc.cli", *args], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=300, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"mediasvc {' '.join(args)} failed:\n{result.stderr}")

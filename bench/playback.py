@@ -61,10 +61,10 @@ async def not_found_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 async def prepare(env: dict[str, str], data_dir: Path) -> tuple[str, str]:
     """Run the hls processor on a 10 s 720p source and record the asset; returns (asset id, hls folder key)."""
-    from server.database import bind_tables, close_pool, engine_for, open_pool
-    from server.plugins import PluginHost
-    from server.settings import load_settings
-    from server.tables import CORE_TABLES, Asset, Rendition, Tenant
+    from mediasvc.database import bind_tables, close_pool, engine_for, open_pool
+    from mediasvc.plugins import PluginHost
+    from mediasvc.settings import load_settings
+    from mediasvc.tables import CORE_TABLES, Asset, Rendition, Tenant
     from tests.test_processors_hls import Ctx, make_source
 
     settings = load_settings(env=env)
@@ -133,13 +133,13 @@ def main() -> None:
         cli(env, "migrate")
         cli(env, "apikey", "create", "--tenant", "bench")
         asset_id, hls_folder = asyncio.run(prepare(env, data_dir))
-        from server.delivery.tokens import issue_token
-        from server.settings import load_settings
+        from mediasvc.delivery.tokens import issue_token
+        from mediasvc.settings import load_settings
 
         token, _ = issue_token(load_settings(env=env), uuid.UUID(asset_id), "bench", ttl_seconds=3600)
         segment = sorted((data_dir / "storage" / hls_folder / "720p").glob("seg_*.ts"))[1]
         app_port, static_port = free_port(), free_port()
-        servers.append(subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1",
+        servers.append(subprocess.Popen([sys.executable, "-m", "mediasvc.cli", "serve", "--host", "127.0.0.1",
                                          "--port", str(app_port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True))
         servers.append(subprocess.Popen([sys.executable, __file__, "--serve-static", str(static_port),

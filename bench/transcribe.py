@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.speech
 
 from mediasvc_transcription.wer import word_error_rate
 
-from server.plugins import PluginHost
-from server.settings import load_settings
+from mediasvc.plugins import PluginHost
+from mediasvc.settings import load_settings
 from tests.speech import read_mono, speak_wav, write_wav
 
 PARAGRAPHS = (
@@ -166,8 +166,8 @@ def main() -> None:
 
 async def service_path(wav: Path, reference: str, first: Row, settings, threads: int) -> Row:
     """Upload ``wav`` to a running app (in-process worker) and wait for its transcript, as a client would."""
-    from server.app import create_app
-    from server.auth import create_api_key
+    from mediasvc.app import create_app
+    from mediasvc.auth import create_api_key
     from tests.conftest import REDIS_URL, create_database, drop_database, run_cli, serve_in_process
 
     name = f"mediasvc_bench_{uuid.uuid4().hex[:8]}"

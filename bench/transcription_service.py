@@ -30,7 +30,7 @@ from mediasvc_transcription.silence import is_silent
 from mediasvc_transcription.stitch import ChunkText, stitch
 from mediasvc_transcription.wer import word_error_rate
 
-from server.settings import load_settings
+from mediasvc.settings import load_settings
 from tests.speech import read_mono, speak_wav, write_wav
 
 SENTENCES = [

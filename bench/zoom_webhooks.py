@@ -45,9 +45,9 @@ async def bench_webhooks(n: int, warmup: int) -> None:
     from mediasvc_zoom.signature import sign
     from mediasvc_zoom.tables import LiveSession
 
-    from server.app import create_app
-    from server.auth import get_or_create_tenant
-    from server.settings import load_settings
+    from mediasvc.app import create_app
+    from mediasvc.auth import get_or_create_tenant
+    from mediasvc.settings import load_settings
 
     name = f"mediasvc_bench_zoom_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(PG_ADMIN_URL)
@@ -55,7 +55,7 @@ async def bench_webhooks(n: int, warmup: int) -> None:
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIASVC_")} | {"MEDIASVC_DATABASE_URL": url}
-        subprocess.run([sys.executable, "-m", "server.cli", "migrate"], env=env, cwd=ROOT, check=True,
+        subprocess.run([sys.executable, "-m", "mediasvc.cli", "migrate"], env=env, cwd=ROOT, check=True,
                        capture_output=True)
         settings = load_settings(env={}, database_url=url, secret_key="bench", data_dir=f"/tmp/{name}",
                                  plugins={"zoom": {"webhook_secret_token": SECRET}},

@@ -15,14 +15,14 @@ from typing import Any, Callable
 
 from saq import CronJob, Queue
 
-from server.contracts import StorageBackend
-from server.database import bind_tables, close_pool, engine_for, open_pool
-from server.metrics import Metrics
-from server.plugins import PluginHost
-from server.queue import create_queue
-from server.settings import Settings, ensure_secret_key, load_settings
-from server.tables import CORE_TABLES
-from server.telemetry import tracer
+from mediasvc.contracts import StorageBackend
+from mediasvc.database import bind_tables, close_pool, engine_for, open_pool
+from mediasvc.metrics import Metrics
+from mediasvc.plugins import PluginHost
+from mediasvc.queue import create_queue
+from mediasvc.settings import Settings, ensure_secret_key, load_settings
+from mediasvc.tables import CORE_TABLES
+from mediasvc.telemetry import tracer
 
 log = logging.getLogger("mediasvc.worker")
 

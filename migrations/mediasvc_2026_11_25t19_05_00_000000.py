@@ -36,13 +36,13 @@ async def forwards():
     manager = MigrationManager(migration_id=ID, app_name="mediasvc", description=DESCRIPTION)
 
     async def create_indexes():
-        from server.tables import Asset
+        from mediasvc.tables import Asset
 
         for statement in INDEXES:
             await Asset.raw(statement)
 
     async def drop_indexes():
-        from server.tables import Asset
+        from mediasvc.tables import Asset
 
         for statement in INDEXES:
             name = statement.split("EXISTS ")[1].split(" ")[0]

@@ -374,7 +374,7 @@ async def forwards():
     )
 
     async def create_indexes():
-        from server.tables import Asset
+        from mediasvc.tables import Asset
 
         for statement in INDEXES:
             await Asset.raw(statement)
@@ -386,7 +386,7 @@ async def forwards():
                             "USING gin (original_name gin_trgm_ops)")
 
     async def drop_indexes():
-        from server.tables import Asset
+        from mediasvc.tables import Asset
 
         for statement in [*INDEXES, "CREATE INDEX IF NOT EXISTS assets_original_name_trgm"]:
             name = statement.split("EXISTS ")[1].split(" ")[0]

@@ -17,34 +17,33 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.static_files import create_static_files_router
 
-from server import __version__
-from server.api.assets import AssetController
-from server.api.devices import DeviceController
-from server.api.media import MEDIA_ROUTES
-from server.api.ops import OpsController, StatsController
-from server.api.plugins import PluginController
-from server.api.sessions import SessionController
-from server.api.tus import TusController
-from server.api.uploads import PUBLIC_UPLOAD_ROUTES, UploadController
-from server.api.validate import ValidateController
-from server.delivery.api import PlaybackController
-from server.delivery.embed import embed_player
-from server.delivery.fast_path import hls_fast_path
-from server.delivery.hls import HLS_ROUTES
-from server.auth import api_key_guard, provide_principal
-from server.database import bind_tables, close_pool, engine_for, open_pool
-from server.errors import exception_handler
-from server.metrics import Metrics
-from server.middleware import observability_middleware
-from server.plugins import PluginHost
-from server.queue import create_queue
-from server.services import Services, provide_services
-from server.settings import Settings, ensure_secret_key, load_settings
-from server.tables import CORE_TABLES
+from mediasvc import __version__
+from mediasvc.api.assets import AssetController
+from mediasvc.api.devices import DeviceController
+from mediasvc.api.media import MEDIA_ROUTES
+from mediasvc.api.ops import OpsController, StatsController
+from mediasvc.api.plugins import PluginController
+from mediasvc.dashboard.render import WEB_DIR
+from mediasvc.api.sessions import SessionController
+from mediasvc.api.tus import TusController
+from mediasvc.api.uploads import PUBLIC_UPLOAD_ROUTES, UploadController
+from mediasvc.api.validate import ValidateController
+from mediasvc.delivery.api import PlaybackController
+from mediasvc.delivery.embed import embed_player
+from mediasvc.delivery.fast_path import hls_fast_path
+from mediasvc.delivery.hls import HLS_ROUTES
+from mediasvc.auth import api_key_guard, provide_principal
+from mediasvc.database import bind_tables, close_pool, engine_for, open_pool
+from mediasvc.errors import exception_handler
+from mediasvc.metrics import Metrics
+from mediasvc.middleware import observability_middleware
+from mediasvc.plugins import PluginHost
+from mediasvc.queue import create_queue
+from mediasvc.services import Services, provide_services
+from mediasvc.settings import Settings, ensure_secret_key, load_settings
+from mediasvc.tables import CORE_TABLES
 
 log = logging.getLogger("mediasvc.app")
-
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 
 def create_app(settings: Settings | None = None, *, extra_plugins: Sequence[object] = ()) -> Litestar:
@@ -101,7 +100,7 @@ def _configure_routes(settings: Settings, host: PluginHost) -> list[Any]:
 
 def _configure_dashboard(host: PluginHost) -> list[Any]:
     """Operator dashboard: Jinja templates, htmx (on the dashboard router only) and the /dashboard routes."""
-    from server.dashboard import dashboard_plugins
+    from mediasvc.dashboard import dashboard_plugins
 
     return dashboard_plugins(host)
 
@@ -144,7 +143,7 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
 async def _start_in_app_worker(services: Services) -> asyncio.Task[None]:
     from saq import Worker
 
-    from jobs.worker import worker_settings
+    from mediasvc.jobs.worker import worker_settings
 
     options = worker_settings(services.settings, queue=services.queue, host=services.host,
                               metrics=services.metrics, engine=services.engine, storage=services.storage)

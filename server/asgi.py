@@ -2,7 +2,7 @@
 
 from litestar import Litestar
 
-from server.app import create_app
+from mediasvc.app import create_app
 
 
 def app() -> Litestar:

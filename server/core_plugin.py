@@ -6,12 +6,12 @@ from typing import Any, Callable
 
 from saq import CronJob
 
-from server.asset_jobs import PURGE_JOB, purge_storage
-from server.events import DISPATCH_JOB, dispatch_events
-from server.hookspecs import hookimpl
-from server.ingest.presigned import EXPIRE_JOB, expire_presigned_uploads
-from server.ingest.sessions_join import JOIN_JOB, join_session
-from server.lifecycle import (
+from mediasvc.asset_jobs import PURGE_JOB, purge_storage
+from mediasvc.events import DISPATCH_JOB, dispatch_events
+from mediasvc.hookspecs import hookimpl
+from mediasvc.ingest.presigned import EXPIRE_JOB, expire_presigned_uploads
+from mediasvc.ingest.sessions_join import JOIN_JOB, join_session
+from mediasvc.lifecycle import (
     ORPHANS_JOB,
     RETENTION_JOB,
     SECTION,
@@ -19,7 +19,7 @@ from server.lifecycle import (
     delete_expired_originals,
     sweep_orphans,
 )
-from server.processing import RUN_STEP_JOB, SWEEP_JOB, run_step, sweep_stale_steps
+from mediasvc.processing import RUN_STEP_JOB, SWEEP_JOB, run_step, sweep_stale_steps
 
 
 @hookimpl

@@ -8,8 +8,8 @@ from typing import Any
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.table import Table
 
-from server.errors import ServiceUnavailable
-from server.timeouts import within
+from mediasvc.errors import ServiceUnavailable
+from mediasvc.timeouts import within
 
 
 class DeferredCheckEngine(PostgresEngine):

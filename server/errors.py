@@ -21,6 +21,10 @@ class ConfigurationError(RuntimeError):
     """Settings or plugins that cannot work; raised at start-up with the culprit named."""
 
 
+class PermanentProcessingError(Exception):
+    """Input that can never succeed (corrupt, disguised, over a limit): the step fails once and is never retried."""
+
+
 class MediaServiceError(Exception):
     status_code = 500
     code = "internal_error"

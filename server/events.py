@@ -14,15 +14,15 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
-from server.contracts import Event, SinkError
-from server.tables import Event as EventRow
-from server.tables import EventDelivery
+from mediasvc.contracts import Event, SinkError
+from mediasvc.tables import Event as EventRow
+from mediasvc.tables import EventDelivery
 
 if TYPE_CHECKING:
     from saq import Queue
 
-    from server.contracts import EventSink
-    from server.settings import EventSettings
+    from mediasvc.contracts import EventSink
+    from mediasvc.settings import EventSettings
 
 log = logging.getLogger("mediasvc.events")
 

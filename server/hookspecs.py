@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from litestar.types import ControllerRouterHandler
     from saq import CronJob
 
-    from server.contracts import (
+    from mediasvc.contracts import (
         Analyzer,
         EventSink,
         MenuLink,
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
         StorageBackend,
         TranscriptionEngine,
     )
-    from server.settings import Settings
+    from mediasvc.settings import Settings
 
 hookspec = pluggy.HookspecMarker("mediasvc")
 hookimpl = pluggy.HookimplMarker("mediasvc")

@@ -5,14 +5,14 @@
   its row and records ``metadata["original_deleted_at"]``; ``media.original_deleted`` is emitted in the same
   transaction. An asset still processing, failed, or whose original a rendition points at is never touched.
 * ``lifecycle.sweep_orphans``: objects older than ``orphan_grace_hours`` that belong to nothing live are deleted,
-  in batches. Ownership follows the key layout (``server.storage_keys``, ``server.ingest.tus_store``): a whole
+  in batches. Ownership follows the key layout (``mediasvc.storage_keys``, ``mediasvc.ingest.tus_store``): a whole
   ``{tenant}/{kind}/{asset_id}/`` folder (original, ``hls/`` segments, thumbnails...) belongs to its asset unless
   the asset is ``deleted``; ``{tenant}/sessions/{session_id}/`` to its recording session; ``{tenant}/tus/{upload_id}/``
   to its upload until it expired, was aborted or failed; and a key an upload in flight will complete into to that
   upload. Keys outside these layouts are never deleted (counted as ``unrecognized``).
 
 Expired uploads (``uploads.expire``, ``tus.expire``) and steps whose worker died (``processing.sweep_stale``) have
-their own jobs; ``server.core_plugin`` schedules all four. Settings: ``[plugins.lifecycle]`` (``LifecycleSettings``).
+their own jobs; ``mediasvc.core_plugin`` schedules all four. Settings: ``[plugins.lifecycle]`` (``LifecycleSettings``).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from uuid import UUID
 import msgspec
 from msgspec import Meta
 
-from server import events
-from server.tables import Asset
+from mediasvc import events
+from mediasvc.tables import Asset
 
 log = logging.getLogger("mediasvc.lifecycle")
 

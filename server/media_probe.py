@@ -15,7 +15,7 @@ from typing import Any
 
 import av
 
-from server.ingest.validation import SNIFF_BYTES, sniff
+from mediasvc.ingest.validation import SNIFF_BYTES, sniff
 
 log = logging.getLogger("mediasvc.probe")
 

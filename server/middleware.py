@@ -8,8 +8,8 @@ from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.logs import request_id_var
-from server.telemetry import tracer
+from mediasvc.logs import request_id_var
+from mediasvc.telemetry import tracer
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 

@@ -6,9 +6,9 @@ import os
 
 import asyncpg
 
-from server.settings import Settings
+from mediasvc.settings import Settings
 
-PICCOLO_CONF_MODULE = "server.piccolo_conf"
+PICCOLO_CONF_MODULE = "mediasvc.piccolo_conf"
 
 
 async def ensure_database_exists(database_url: str) -> bool:

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import msgspec
 
-from server.errors import BadRequest
+from mediasvc.errors import BadRequest
 
 
 def encode_cursor(created_at: datetime, row_id: UUID) -> str:

@@ -1,12 +1,13 @@
-"""The core's Piccolo app: its tables and the migrations in the repository's migrations/ folder."""
+"""The core's Piccolo app: its tables and its migrations (package data: ``mediasvc.migrations``)."""
 
+from importlib.resources import files
 from pathlib import Path
 
 from piccolo.conf.apps import AppConfig
 
-from server.tables import CORE_TABLES
+from mediasvc.tables import CORE_TABLES
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_DIR = Path(str(files("mediasvc.migrations")))
 
 APP_CONFIG = AppConfig(
     app_name="mediasvc",

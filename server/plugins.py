@@ -16,17 +16,17 @@ from typing import TYPE_CHECKING, Any, Callable
 import msgspec
 import pluggy
 
-from server import hookspecs
-from server.errors import ConfigurationError
+from mediasvc import hookspecs
+from mediasvc.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from saq import CronJob
 
-    from server.contracts import Analyzer, EventSink, ModelSpec, Processor, StorageBackend, TranscriptionEngine
-    from server.settings import Settings
+    from mediasvc.contracts import Analyzer, EventSink, ModelSpec, Processor, StorageBackend, TranscriptionEngine
+    from mediasvc.settings import Settings
 
 ENTRY_POINT_GROUP = "mediasvc"
-CORE_PLUGINS = ("server.core_plugin", "server.ingest.tus_jobs")
+CORE_PLUGINS = ("mediasvc.core_plugin", "mediasvc.ingest.tus_jobs")
 
 log = logging.getLogger("mediasvc.plugins")
 
@@ -220,6 +220,6 @@ class PluginHost:
 
 
 def _core_version() -> str:
-    from server import __version__
+    from mediasvc import __version__
 
     return __version__

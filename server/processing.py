@@ -15,29 +15,27 @@ import copy
 import json
 import logging
 import time
+import warnings
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from server import events
-from server.contracts import RenditionOut
-from server.queue import enqueue_job
-from server.tables import Asset, ProcessingJob, Rendition
+from mediasvc import events
+from mediasvc.contracts import ProcessorResult, RenditionOut
+from mediasvc.errors import PermanentProcessingError
+from mediasvc.queue import enqueue_job
+from mediasvc.tables import Asset, ProcessingJob, Rendition
 
 if TYPE_CHECKING:
     from saq import Queue
 
-    from server.plugins import PluginHost
-    from server.settings import Settings
+    from mediasvc.plugins import PluginHost
+    from mediasvc.settings import Settings
 
 log = logging.getLogger("mediasvc.processing")
 
 RUN_STEP_JOB = "processing.run_step"
 TERMINAL = ("succeeded", "failed", "skipped")
-
-
-class PermanentProcessingError(Exception):
-    """Input that can never succeed (corrupt, disguised, over a limit): fail once, never retry."""
 
 
 def _now() -> datetime:
@@ -104,7 +102,7 @@ async def _finish_asset(asset_id: UUID) -> None:
 
 
 class StepContext:
-    """What a processor sees (``server.contracts.ProcessorContext``)."""
+    """What a processor sees (``mediasvc.contracts.ProcessorContext``)."""
 
     def __init__(self, asset: dict[str, Any], settings: Settings, storage: Any, job_row_id: UUID,
                  saq_job: Any, queue: Queue | None = None, host: PluginHost | None = None) -> None:
@@ -138,7 +136,7 @@ class StepContext:
 
 
 async def _replace_renditions(asset_id: UUID, outputs: list[RenditionOut]) -> None:
-    async with Rendition._meta.db.transaction():
+    async with Rendition._meta.db.transaction():  # joins the caller's transaction when there is one
         for out in outputs:
             await Rendition.delete().where(Rendition.asset == asset_id, Rendition.kind == out.kind,
                                            Rendition.name == out.name)
@@ -211,17 +209,35 @@ async def run_step(ctx: dict[str, Any], *, job_id: str) -> dict[str, Any]:
         log.warning("step %s of asset %s was requeued while this run went on: its output is dropped", row["step"],
                     asset["id"])
         return {"skipped": "superseded"}
-    await _replace_renditions(asset["id"], outputs)
-    added = {k: v for k, v in (step_ctx.asset.get("metadata") or {}).items() if (metadata_before or {}).get(k) != v}
-    if added:  # keys a processor added or changed are merged, never a whole-document overwrite
-        await Asset.raw("UPDATE assets SET metadata = metadata || {}::jsonb WHERE id = {}", json.dumps(added),
-                        asset["id"])
-    await ProcessingJob.update({ProcessingJob.status: "succeeded", ProcessingJob.progress: 100.0,
-                                ProcessingJob.completed_at: _now()}).where(ProcessingJob.id == row_id)
+    result = _as_result(outputs, processor, metadata_before, step_ctx.asset.get("metadata"))
+    await _apply_result(asset, row_id, result)
     _observe(ctx, row["step"], "succeeded", time.perf_counter() - started)
     await _start_next(ctx["queue"], settings, host, asset["id"])
     await events.kick(ctx["queue"])
-    return {"renditions": len(outputs)}
+    return {"renditions": len(result.renditions)}
+
+
+def _as_result(outputs: Any, processor: Any, metadata_before: Any, metadata_after: Any) -> ProcessorResult:
+    """A ``ProcessorResult``; a bare list (plugin API 0.x) is wrapped, its metadata taken from ctx.asset edits."""
+    if isinstance(outputs, ProcessorResult):
+        return outputs
+    warnings.warn(f"processor {processor.name!r} returned a list: return a ProcessorResult (mediasvc.plugin)",
+                  DeprecationWarning, stacklevel=2)
+    added = {k: v for k, v in (metadata_after or {}).items() if (metadata_before or {}).get(k) != v}
+    return ProcessorResult(renditions=list(outputs or []), metadata=added)
+
+
+async def _apply_result(asset: dict[str, Any], row_id: UUID, result: ProcessorResult) -> None:
+    """Renditions, metadata, events and the step's success: one transaction, so a crash leaves all or none."""
+    async with Asset._meta.db.transaction():
+        await _replace_renditions(asset["id"], result.renditions)
+        if result.metadata:  # top-level keys are merged, never a whole-document overwrite
+            await Asset.raw("UPDATE assets SET metadata = metadata || {}::jsonb WHERE id = {}",
+                            json.dumps(result.metadata), asset["id"])
+        for event in result.events:
+            await events.emit(event.type, {"asset_id": str(asset["id"]), **event.data}, tenant_id=asset["tenant"])
+        await ProcessingJob.update({ProcessingJob.status: "succeeded", ProcessingJob.progress: 100.0,
+                                    ProcessingJob.completed_at: _now()}).where(ProcessingJob.id == row_id)
 
 
 async def _step_failed(ctx: dict[str, Any], row: dict[str, Any], attempts: int, exc: Exception,

@@ -7,9 +7,9 @@ from typing import Any
 
 from saq import Queue
 
-from server.errors import ServiceUnavailable
-from server.settings import Settings
-from server.timeouts import within
+from mediasvc.errors import ServiceUnavailable
+from mediasvc.settings import Settings
+from mediasvc.timeouts import within
 
 QUEUE_STATES = ("queued", "active", "incomplete")
 

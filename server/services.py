@@ -10,10 +10,10 @@ from litestar.di import NamedDependency
 from piccolo.engine.postgres import PostgresEngine
 from saq import Queue
 
-from server.contracts import StorageBackend
-from server.metrics import Metrics
-from server.plugins import PluginHost
-from server.settings import Settings
+from mediasvc.contracts import StorageBackend
+from mediasvc.metrics import Metrics
+from mediasvc.plugins import PluginHost
+from mediasvc.settings import Settings
 
 
 @dataclasses.dataclass

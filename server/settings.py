@@ -16,7 +16,7 @@ from typing import Any, Literal, Mapping
 
 import msgspec
 
-from server.profiles import DEFAULT_PROFILES, Profile
+from mediasvc.profiles import DEFAULT_PROFILES, Profile
 
 ENV_PREFIX = "MEDIASVC_"
 

@@ -8,7 +8,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from server.errors import MediaServiceError
+from mediasvc.errors import MediaServiceError
 
 
 async def local_file(storage: Any, key: str, directory: Path, name: str) -> Path:

@@ -17,9 +17,9 @@ import httpx
 import pytest
 from litestar import Litestar
 
-from server.app import create_app
-from server.auth import create_api_key
-from server.settings import Settings, load_settings
+from mediasvc.app import create_app
+from mediasvc.auth import create_api_key
+from mediasvc.settings import Settings, load_settings
 from tests.webhook_receiver import Receiver
 
 PG_ADMIN_URL = os.environ.get("MEDIASVC_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -34,7 +34,7 @@ def database_url_for(name: str) -> str:
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run the real `mediasvc` command in a subprocess."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIASVC_")} | (env or {})
-    return subprocess.run([sys.executable, "-m", "server.cli", *args], env=full_env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "mediasvc.cli", *args], env=full_env, capture_output=True,
                           text=True, timeout=timeout, cwd=Path(__file__).resolve().parent.parent)
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
-from server.auth import get_or_create_tenant
-from server.dashboard.auth import create_operator
-from server.tables import Asset, ProcessingJob
+from mediasvc.auth import get_or_create_tenant
+from mediasvc.dashboard.auth import create_operator
+from mediasvc.tables import Asset, ProcessingJob
 
 PASSWORD = "correct horse battery"
 CSRF_RE = re.compile(r'name="_csrf" value="([^"]+)"')

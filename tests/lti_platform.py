@@ -294,7 +294,7 @@ class LtiEnv:
 
     async def add_asset(self, name: str = "lecture.mp4", *, kind: str = "video", status: str = "ready") -> uuid.UUID:
         """An asset row of this tenant (processing is not what these tests are about)."""
-        from server.tables import Asset
+        from mediasvc.tables import Asset
 
         asset_id = uuid.uuid4()
         await Asset(id=asset_id, tenant=self.tenant_id, profile="video_response", kind=kind, original_name=name,
@@ -313,7 +313,7 @@ LTI_TEST_SETTINGS = {"base_url": "https://testserver", "plugins.lti.allow_insecu
 
 def lti_settings(database_url: str, queue_name: str, data_dir: Path, **overrides: Any) -> Any:
     """Test settings (as conftest's make_settings) with the tool on https://testserver and loopback platforms."""
-    from server.settings import load_settings
+    from mediasvc.settings import load_settings
     from tests.conftest import REDIS_URL
 
     return load_settings(env={}, **{"database_url": database_url, "queue.url": REDIS_URL, "queue.name": queue_name,
@@ -324,7 +324,7 @@ def lti_settings(database_url: str, queue_name: str, data_dir: Path, **overrides
 @asynccontextmanager
 async def serve_lti_app(settings: Any) -> AsyncIterator[Any]:
     """The app, started in the test's loop (conftest's serve_in_process), for module-scoped fixtures."""
-    from server.app import create_app
+    from mediasvc.app import create_app
     from tests.conftest import serve_in_process
 
     app = create_app(settings)
@@ -335,8 +335,8 @@ async def serve_lti_app(settings: Any) -> AsyncIterator[Any]:
 @asynccontextmanager
 async def lti_tenant(app: Any) -> AsyncIterator[LtiEnv]:
     """A fresh tenant with a fresh test platform registered, and a fresh cookie-keeping browser."""
-    from server.auth import create_api_key
-    from server.tables import Tenant
+    from mediasvc.auth import create_api_key
+    from mediasvc.tables import Tenant
 
     platform = Platform()
     try:

@@ -8,9 +8,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from server.auth import create_api_key, get_or_create_tenant
-from server.ingest.assets import create_uploaded_asset, reserve_key
-from server.tables import Asset, ProcessingJob
+from mediasvc.auth import create_api_key, get_or_create_tenant
+from mediasvc.ingest.assets import create_uploaded_asset, reserve_key
+from mediasvc.tables import Asset, ProcessingJob
 
 CLIP_PROFILES = {
     "clip": {"kind": "video", "formats": ["mp4"], "max_bytes": 50_000_000, "bucket": "clips",

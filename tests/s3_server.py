@@ -29,7 +29,7 @@ import obstore
 import pytest
 from obstore.store import S3Store
 
-from server.settings import Settings, load_settings
+from mediasvc.settings import Settings, load_settings
 
 ACCESS_KEY_ID = "mediasvc-test-access"
 SECRET_ACCESS_KEY = "mediasvc-test-secret-key"

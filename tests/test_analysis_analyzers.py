@@ -15,8 +15,8 @@ from mediasvc_analysis_labels.model_files import MODEL_NAME, SPEC, model_file
 from mediasvc_analysis_labels.torch_weights import load_state_dict
 from mediasvc_analysis_moderation.analyzer import ModerationAnalyzer
 from mediasvc_analysis_text.analyzer import TextAnalyzer
-from server.errors import ModelMissing
-from server.settings import load_settings
+from mediasvc.errors import ModelMissing
+from mediasvc.settings import load_settings
 from tests.analysis_media import photo, shapes_image, text_image
 
 

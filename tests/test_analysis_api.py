@@ -15,12 +15,12 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from mediasvc_analysis_labels.model_files import SPEC
-from server.app import create_app
-from server.auth import create_api_key, get_or_create_tenant
-from server.ingest.assets import create_uploaded_asset, reserve_key
-from server.settings import load_settings
-from server.tables import Asset, ProcessingJob
-from server.tables import Event as EventRow
+from mediasvc.app import create_app
+from mediasvc.auth import create_api_key, get_or_create_tenant
+from mediasvc.ingest.assets import create_uploaded_asset, reserve_key
+from mediasvc.settings import load_settings
+from mediasvc.tables import Asset, ProcessingJob
+from mediasvc.tables import Event as EventRow
 from tests.analysis_media import encode, photo, shapes_image, text_image
 from tests.conftest import REDIS_URL, serve_in_process
 from tests.dashboard_helpers import make_operator, sign_in

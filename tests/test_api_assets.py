@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from server.auth import create_api_key, revoke_api_key
-from server.tables import Asset as AssetRow
-from server.tables import Event as EventRow
+from mediasvc.auth import create_api_key, revoke_api_key
+from mediasvc.tables import Asset as AssetRow
+from mediasvc.tables import Event as EventRow
 
 
 def assert_envelope(response, status: int, code: str) -> dict:

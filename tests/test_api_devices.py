@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from server.api.devices import DeviceRoots, list_cameras, list_microphones
-from server.app import create_app
+from mediasvc.api.devices import DeviceRoots, list_cameras, list_microphones
+from mediasvc.app import create_app
 from tests.conftest import serve_in_process
 
 CARDS = """\
@@ -74,7 +74,7 @@ def test_no_devices_is_an_empty_list(tmp_path):
 
 @pytest.mark.parametrize("populated", [True, False])
 async def test_endpoints(settings, tmp_path, populated):
-    from server.auth import create_api_key
+    from mediasvc.auth import create_api_key
 
     app = create_app(settings)
     app.state.device_roots = fake_tree(tmp_path) if populated else DeviceRoots(

@@ -18,13 +18,13 @@ from typing import Any
 import av
 import pytest
 
-from server.app import create_app
-from server.auth import create_api_key
-from server.ingest.sessions_join import JOIN_JOB, join_session
-from server.media_probe import open_local, probe_duration
-from server.tables import Asset as AssetRow
-from server.tables import Chunk, RecordingSession
-from server.tables import Event as EventRow
+from mediasvc.app import create_app
+from mediasvc.auth import create_api_key
+from mediasvc.ingest.sessions_join import JOIN_JOB, join_session
+from mediasvc.media_probe import open_local, probe_duration
+from mediasvc.tables import Asset as AssetRow
+from mediasvc.tables import Chunk, RecordingSession
+from mediasvc.tables import Event as EventRow
 from tests.conftest import serve_in_process
 
 API = "/api/v1/sessions"

@@ -34,13 +34,13 @@ from litestar import Litestar
 from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError
 
-from server.app import create_app
-from server.auth import create_api_key
-from server.database import bind_tables
-from server.ingest import tus_jobs
-from server.ingest.tus_lock import close_lock_pools, lock_key
-from server.settings import Settings, load_settings
-from server.tables import CORE_TABLES, Asset, Event, Upload
+from mediasvc.app import create_app
+from mediasvc.auth import create_api_key
+from mediasvc.database import bind_tables
+from mediasvc.ingest import tus_jobs
+from mediasvc.ingest.tus_lock import close_lock_pools, lock_key
+from mediasvc.settings import Settings, load_settings
+from mediasvc.tables import CORE_TABLES, Asset, Event, Upload
 from tests.conftest import REDIS_URL
 from tests.s3_server import S3Server, s3_server  # noqa: F401 (the fixture)
 

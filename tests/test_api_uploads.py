@@ -19,13 +19,13 @@ import httpx
 import obstore
 import pytest
 
-from server.app import create_app
-from server.auth import create_api_key
-from server.events import MEDIA_UPLOADED
-from server.ingest import presigned
-from server.tables import Asset as AssetRow
-from server.tables import Event as EventRow
-from server.tables import Upload as UploadRow
+from mediasvc.app import create_app
+from mediasvc.auth import create_api_key
+from mediasvc.events import MEDIA_UPLOADED
+from mediasvc.ingest import presigned
+from mediasvc.tables import Asset as AssetRow
+from mediasvc.tables import Event as EventRow
+from mediasvc.tables import Upload as UploadRow
 from tests.conftest import serve_in_process
 from tests.s3_server import S3Server, s3_server  # noqa: F401 (the fixture)
 

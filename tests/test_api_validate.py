@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from litestar import Router
 
-from server.api.validate import ValidateController
-from server.app import create_app
-from server.auth import api_key_guard
+from mediasvc.api.validate import ValidateController
+from mediasvc.app import create_app
+from mediasvc.auth import api_key_guard
 from tests.conftest import serve_in_process
 from tests.test_api_uploads import MP4, PNG, assert_envelope
 

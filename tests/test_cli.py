@@ -93,7 +93,7 @@ def test_dev_runs_with_zero_external_services(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIASVC_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "dev", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        [sys.executable, "-m", "mediasvc.cli", "dev", "--port", str(port), "--data-dir", str(tmp_path / "data")],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     output: list[str] = []

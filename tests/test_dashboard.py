@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.app import create_app
-from server.contracts import MenuLink, Panel
-from server.hookspecs import hookimpl
-from server.tables import Asset, Event, EventDelivery, OperatorSession, ProcessingJob
+from mediasvc.app import create_app
+from mediasvc.contracts import MenuLink, Panel
+from mediasvc.hookspecs import hookimpl
+from mediasvc.tables import Asset, Event, EventDelivery, OperatorSession, ProcessingJob
 from tests.conftest import run_cli, serve_in_process
 from tests.dashboard_helpers import PASSWORD, add_job, make_asset, make_operator, sign_in
 
@@ -259,8 +259,8 @@ async def test_overview_shows_counts_queue_panels_and_menu_links(dash: httpx.Asy
 
 
 async def test_session_chunk_strip_shows_received_missing_and_inconsistent(dash: httpx.AsyncClient):
-    from server.auth import get_or_create_tenant
-    from server.tables import Chunk, RecordingSession
+    from mediasvc.auth import get_or_create_tenant
+    from mediasvc.tables import Chunk, RecordingSession
 
     tenant = f"sess-{uuid.uuid4().hex[:6]}"
     await sign_in(dash, await make_operator("viewer", tenant=tenant))
@@ -285,7 +285,7 @@ async def test_session_chunk_strip_shows_received_missing_and_inconsistent(dash:
 
 
 async def test_events_page_and_admin_redelivery(dash: httpx.AsyncClient):
-    from server.auth import get_or_create_tenant
+    from mediasvc.auth import get_or_create_tenant
 
     tenant = f"ev-{uuid.uuid4().hex[:6]}"
     tenant_id = await get_or_create_tenant(tenant)
@@ -326,7 +326,7 @@ async def test_cli_operator_create_then_sign_in(dash: httpx.AsyncClient, databas
         "MEDIASVC_DATABASE_URL": database_url, "MEDIASVC_SECRET_KEY": "k" * 32}
 
     def create(password: str) -> subprocess.CompletedProcess[str]:  # the real command, password on stdin
-        return subprocess.run([sys.executable, "-m", "server.cli", "operator", "create", "--email", email,
+        return subprocess.run([sys.executable, "-m", "mediasvc.cli", "operator", "create", "--email", email,
                                "--role", "admin", "--password-stdin"], input=password + "\n", env=env, check=False,
                               capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent.parent)
 
@@ -362,7 +362,7 @@ async def test_admin_aborts_a_queued_job_and_tenant_scoped_admins_cannot(dash: h
 async def test_full_scans_are_served_stale_while_one_background_task_recomputes():
     import asyncio
 
-    from server.dashboard.queries import cached_scan
+    from mediasvc.dashboard.queries import cached_scan
 
     calls: list[int] = []
     release = asyncio.Event()

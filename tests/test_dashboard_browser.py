@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from server.app import create_app
-from server.processing import schedule_processing
-from server.tables import Chunk, ProcessingJob, RecordingSession
+from mediasvc.app import create_app
+from mediasvc.processing import schedule_processing
+from mediasvc.tables import Chunk, ProcessingJob, RecordingSession
 from tests.dashboard_helpers import PASSWORD, make_asset, make_operator
 from tests.test_dashboard import PROFILES, DashPlugin
 

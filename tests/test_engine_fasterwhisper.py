@@ -10,8 +10,8 @@ from mediasvc_fasterwhisper.models import BASE_MODEL, base_path, install_base, r
 from mediasvc_fasterwhisper.settings import FasterWhisperSettings
 from mediasvc_transcription.wer import word_error_rate
 
-from server.errors import ModelMissing
-from server.settings import load_settings
+from mediasvc.errors import ModelMissing
+from mediasvc.settings import load_settings
 from tests.speech import HAVE_ESPEAK, speak_wav
 
 pytestmark = pytest.mark.skipif(not HAVE_ESPEAK, reason="espeak-ng is not installed")

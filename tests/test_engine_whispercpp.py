@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from mediasvc_transcription.wer import word_error_rate
 
-from server.contracts import TranscriptionEngine
-from server.errors import ConfigurationError, ValidationFailed
-from server.plugins import PluginHost
-from server.processing import PermanentProcessingError
+from mediasvc.contracts import TranscriptionEngine
+from mediasvc.errors import ConfigurationError, ValidationFailed
+from mediasvc.plugins import PluginHost
+from mediasvc.processing import PermanentProcessingError
 from tests.speech import HAVE_ESPEAK, read_mono, speak_wav, write_wav
 from tests.test_whisper_models import shared_models_dir, whisper_settings
 

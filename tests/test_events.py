@@ -11,14 +11,14 @@ from datetime import timedelta
 import pytest
 from mediasvc_webhooks.signature import verify
 
-from server import events
-from server.app import create_app
-from server.auth import create_api_key, get_or_create_tenant
-from server.contracts import SinkError
-from server.hookspecs import hookimpl
-from server.settings import EventSettings
-from server.tables import Event as EventRow
-from server.tables import EventDelivery
+from mediasvc import events
+from mediasvc.app import create_app
+from mediasvc.auth import create_api_key, get_or_create_tenant
+from mediasvc.contracts import SinkError
+from mediasvc.hookspecs import hookimpl
+from mediasvc.settings import EventSettings
+from mediasvc.tables import Event as EventRow
+from mediasvc.tables import EventDelivery
 from tests.conftest import serve_in_process
 from tests.webhook_receiver import Receiver
 

@@ -10,12 +10,12 @@ from litestar import get
 from mediasvc_storage.local import MemoryBackend
 from saq import CronJob
 
-from jobs.worker import worker_settings
-from server.app import create_app
-from server.contracts import AnalysisResult, Finding, MenuLink, ModelSpec, Panel, Transcription
-from server.errors import ConfigurationError
-from server.hookspecs import hookimpl
-from server.plugins import PluginHost
+from mediasvc.jobs.worker import worker_settings
+from mediasvc.app import create_app
+from mediasvc.contracts import AnalysisResult, Finding, MenuLink, ModelSpec, Panel, Transcription
+from mediasvc.errors import ConfigurationError
+from mediasvc.hookspecs import hookimpl
+from mediasvc.plugins import PluginHost
 from tests.conftest import serve_in_process
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from server import hookspecs
+from mediasvc import hookspecs
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = [

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from server.errors import PayloadTooLarge, UnsupportedMediaType
-from server.ingest.validation import check_content, check_declared, sanitize_filename, sniff
-from server.settings import load_settings
+from mediasvc.errors import PayloadTooLarge, UnsupportedMediaType
+from mediasvc.ingest.validation import check_content, check_declared, sanitize_filename, sniff
+from mediasvc.settings import load_settings
 
 PROFILES = load_settings(env={}).profiles
 MP4 = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"

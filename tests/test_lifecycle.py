@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from jobs.worker import worker_settings
-from server.app import create_app
-from server.auth import get_or_create_tenant
-from server.lifecycle import delete_expired_originals, owner_of, sweep_orphans
-from server.processing import PermanentProcessingError
-from server.profiles import Profile
-from server.settings import SettingsError, load_settings
-from server.tables import Asset, Event, RecordingSession, Rendition, Upload
+from mediasvc.jobs.worker import worker_settings
+from mediasvc.app import create_app
+from mediasvc.auth import get_or_create_tenant
+from mediasvc.lifecycle import delete_expired_originals, owner_of, sweep_orphans
+from mediasvc.processing import PermanentProcessingError
+from mediasvc.profiles import Profile
+from mediasvc.settings import SettingsError, load_settings
+from mediasvc.tables import Asset, Event, RecordingSession, Rendition, Upload
 from tests.conftest import serve_in_process
 
 VIDEO = {"kind": "video", "formats": ["mp4"], "max_bytes": 10_000_000, "bucket": "clips"}

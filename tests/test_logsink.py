@@ -9,8 +9,8 @@ from uuid import uuid4
 import mediasvc_logsink
 from mediasvc_logsink import LogSink
 
-from server.contracts import Event, EventSink
-from server.settings import Settings
+from mediasvc.contracts import Event, EventSink
+from mediasvc.settings import Settings
 
 
 def make_event(tenant_id=None) -> Event:

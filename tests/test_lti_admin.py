@@ -9,7 +9,7 @@ import pytest
 from mediasvc_lti.registrations import PlatformCreate, check_platform
 from mediasvc_lti.users import find_user
 
-from server.errors import ValidationFailed
+from mediasvc.errors import ValidationFailed
 from tests.lti_platform import (
     LEARNER,
     LtiEnv,

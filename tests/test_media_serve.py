@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from server.api.media import serve_url
-from server.app import create_app
-from server.tables import Asset
+from mediasvc.api.media import serve_url
+from mediasvc.app import create_app
+from mediasvc.tables import Asset
 from tests.conftest import serve_in_process
 from tests.s3_server import S3Server, s3_server  # noqa: F401 - fixture
 

@@ -9,9 +9,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from server.app import create_app
-from server.logs import JsonFormatter
-from server.tables import Asset as AssetRow
+from mediasvc.app import create_app
+from mediasvc.logs import JsonFormatter
+from mediasvc.tables import Asset as AssetRow
 from tests.conftest import REDIS_URL, serve_in_process
 from tests.tcp_proxy import TcpProxy
 

@@ -10,10 +10,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from server.app import create_app
-from server.delivery.playlists import resolve, rewrite_segments
-from server.delivery.tokens import InvalidToken, issue_token, verify_token
-from server.settings import load_settings
+from mediasvc.app import create_app
+from mediasvc.delivery.playlists import resolve, rewrite_segments
+from mediasvc.delivery.tokens import InvalidToken, issue_token, verify_token
+from mediasvc.settings import load_settings
 from tests.conftest import serve_in_process
 from tests.playback_helpers import CLIP_PROFILES, processed_video, tenant_with_key
 from tests.s3_server import S3Server, s3_server  # noqa: F401 (the fixture)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from server.app import create_app
-from server.delivery.fast_path import ROUTE_LABEL
-from server.delivery.tokens import issue_token
+from mediasvc.app import create_app
+from mediasvc.delivery.fast_path import ROUTE_LABEL
+from mediasvc.delivery.tokens import issue_token
 from tests.dashboard_helpers import make_operator
 from tests.playback_helpers import CLIP_PROFILES, processed_video, tenant_with_key
 from tests.test_dashboard_browser import ARGS, CHROMIUM, serve_with_granian, shots, sign_in  # noqa: F401 (fixture)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from server.errors import ConfigurationError
-from server.hookspecs import hookimpl
-from server.plugins import PluginHost
+from mediasvc.errors import ConfigurationError
+from mediasvc.hookspecs import hookimpl
+from mediasvc.plugins import PluginHost
 from tests.conftest import run_cli
 
 
@@ -44,7 +44,7 @@ async def test_plugins_endpoint(client, auth):
     response = await client.get("/api/v1/plugins", headers=auth)
     names = {p["name"]: p for p in response.json()}
     assert names["storage"]["hooks"] == ["register_storage_backends"]
-    assert names["server.core_plugin"]["source"] == "core"
+    assert names["mediasvc.core_plugin"]["source"] == "core"
 
 
 def test_duplicate_processor_name_names_both_modules(settings):

@@ -9,13 +9,13 @@ import uuid
 
 import pytest
 
-from server.app import create_app
-from server.auth import create_api_key, get_or_create_tenant
-from server.contracts import RenditionOut
-from server.hookspecs import hookimpl
-from server.ingest.assets import create_uploaded_asset, reserve_key
-from server.processing import PermanentProcessingError, schedule_processing
-from server.tables import Asset, Event, ProcessingJob, Rendition
+from mediasvc.app import create_app
+from mediasvc.auth import create_api_key, get_or_create_tenant
+from mediasvc.contracts import RenditionOut
+from mediasvc.hookspecs import hookimpl
+from mediasvc.ingest.assets import create_uploaded_asset, reserve_key
+from mediasvc.processing import PermanentProcessingError, schedule_processing
+from mediasvc.tables import Asset, Event, ProcessingJob, Rendition
 from tests.conftest import serve_in_process
 
 PDF = b"%PDF-1.4\n" + b"x" * 5000
@@ -219,7 +219,7 @@ async def test_status_detail_and_reprocess_endpoints(worker_app):
 async def test_a_step_whose_worker_died_is_requeued_then_failed(worker_app):
     from datetime import datetime, timedelta, timezone
 
-    from server.processing import sweep_stale_steps
+    from mediasvc.processing import sweep_stale_steps
 
     services, recorder = worker_app
     asset_id = await upload(services, "doc_ok")

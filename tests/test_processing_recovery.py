@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from server.app import create_app
-from server.auth import get_or_create_tenant
-from server.ingest.assets import create_uploaded_asset, reserve_key
-from server.tables import Asset, Event, ProcessingJob, Rendition
+from mediasvc.app import create_app
+from mediasvc.auth import get_or_create_tenant
+from mediasvc.ingest.assets import create_uploaded_asset, reserve_key
+from mediasvc.tables import Asset, Event, ProcessingJob, Rendition
 from tests.conftest import REDIS_URL, serve_in_process
 from tests.test_processors_hls import make_source
 
@@ -37,7 +37,7 @@ def source(tmp_path_factory) -> Path:
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIASVC_")} | env
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "server.cli", "worker"], env=full_env, cwd=ROOT,
+        return subprocess.Popen([sys.executable, "-m", "mediasvc.cli", "worker"], env=full_env, cwd=ROOT,
                                 stdout=out, stderr=subprocess.STDOUT)
 
 

@@ -26,9 +26,9 @@ from mediasvc_video.hls_ladder import (
 )
 from PIL import Image, ImageDraw
 
-from server.plugins import PluginHost
-from server.processing import PermanentProcessingError
-from server.settings import load_settings
+from mediasvc.plugins import PluginHost
+from mediasvc.processing import PermanentProcessingError
+from mediasvc.settings import load_settings
 
 FPS = 25
 
@@ -312,10 +312,10 @@ async def test_plugin_registers_hls(tmp_path):
 async def test_hls_step_runs_through_the_job_runner(make_settings, sources):
     import asyncio
 
-    from server.app import create_app
-    from server.auth import get_or_create_tenant
-    from server.ingest.assets import create_uploaded_asset, reserve_key
-    from server.tables import Asset, Event, ProcessingJob, Rendition
+    from mediasvc.app import create_app
+    from mediasvc.auth import get_or_create_tenant
+    from mediasvc.ingest.assets import create_uploaded_asset, reserve_key
+    from mediasvc.tables import Asset, Event, ProcessingJob, Rendition
     from tests.conftest import serve_in_process
 
     settings = make_settings(**{

@@ -18,9 +18,9 @@ from mediasvc_images.images import ImageProcessor
 from mediasvc_images.pdf import PdfThumbnailProcessor
 from PIL import ExifTags, Image
 
-from server.plugins import PluginHost
-from server.processing import PermanentProcessingError
-from server.settings import load_settings
+from mediasvc.plugins import PluginHost
+from mediasvc.processing import PermanentProcessingError
+from mediasvc.settings import load_settings
 
 BASE83 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#$%*+,-.:;=?@[]^_{|}~"
 
@@ -360,10 +360,10 @@ async def test_bad_pdfs_fail_permanently(tmp_path, case):
 
 
 async def test_end_to_end_avatar_question_image_and_pdf_become_ready(make_settings):
-    from server.app import create_app
-    from server.auth import get_or_create_tenant
-    from server.ingest.assets import create_uploaded_asset, reserve_key
-    from server.tables import Asset, ProcessingJob, Rendition
+    from mediasvc.app import create_app
+    from mediasvc.auth import get_or_create_tenant
+    from mediasvc.ingest.assets import create_uploaded_asset, reserve_key
+    from mediasvc.tables import Asset, ProcessingJob, Rendition
     from tests.conftest import serve_in_process
 
     settings = make_settings(**{"run_worker_in_app": True, "queue.name": f"img-{uuid.uuid4().hex[:8]}"})

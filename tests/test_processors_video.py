@@ -22,9 +22,9 @@ from mediasvc_video.probe import ProbeProcessor
 from mediasvc_video.thumbnail import ThumbnailProcessor, frame_time
 from PIL import Image
 
-from server.plugins import PluginHost
-from server.processing import PermanentProcessingError
-from server.settings import load_settings
+from mediasvc.plugins import PluginHost
+from mediasvc.processing import PermanentProcessingError
+from mediasvc.settings import load_settings
 
 # --- generated media ----------------------------------------------------------------------------------------
 
@@ -425,10 +425,10 @@ async def test_plugin_registers_the_four_processors(tmp_path):
 async def test_video_profile_runs_through_the_job_runner_to_ready(make_settings, media):
     import asyncio
 
-    from server.app import create_app
-    from server.auth import get_or_create_tenant
-    from server.ingest.assets import create_uploaded_asset, reserve_key
-    from server.tables import Asset, ProcessingJob, Rendition
+    from mediasvc.app import create_app
+    from mediasvc.auth import get_or_create_tenant
+    from mediasvc.ingest.assets import create_uploaded_asset, reserve_key
+    from mediasvc.tables import Asset, ProcessingJob, Rendition
     from tests.conftest import serve_in_process
 
     settings = make_settings(**{

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.profiles import MB
-from server.settings import SettingsError, ensure_secret_key, load_settings
+from mediasvc.profiles import MB
+from mediasvc.settings import SettingsError, ensure_secret_key, load_settings
 
 
 def test_env_vars_nested_lists_and_json():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlsplit
 
-from server.signing import sign_path, verify_path
+from mediasvc.signing import sign_path, verify_path
 
 
 def parts(url: str) -> tuple[str, dict[str, str]]:

@@ -13,10 +13,10 @@ import pytest
 from mediasvc_storage import plugin
 from mediasvc_storage.local import LocalBackend, MemoryBackend
 
-from server.contracts import StorageBackend
-from server.errors import BadRequest, ConfigurationError, NotFound, ServiceUnavailable
-from server.settings import Settings, load_settings
-from server.signing import verify_path
+from mediasvc.contracts import StorageBackend
+from mediasvc.errors import BadRequest, ConfigurationError, NotFound, ServiceUnavailable
+from mediasvc.settings import Settings, load_settings
+from mediasvc.signing import verify_path
 
 SECRET = "local-storage-test-secret"
 BASE_URL = "https://media.example.test"

@@ -16,8 +16,8 @@ import pytest
 from mediasvc_storage.object_stores import AzureBackend, GCSBackend, S3Backend
 from obstore.exceptions import PermissionDeniedError
 
-from server.errors import BadRequest, ConfigurationError, NotFound, ServiceUnavailable
-from server.settings import Settings, load_settings
+from mediasvc.errors import BadRequest, ConfigurationError, NotFound, ServiceUnavailable
+from mediasvc.settings import Settings, load_settings
 from tests.s3_server import S3Server, s3_server  # noqa: F401 (the fixture)
 
 MiB = 1024 * 1024

@@ -16,10 +16,10 @@ from mediasvc_transcription.captions import parse_webvtt
 from mediasvc_transcription.sessions import ChunkTranscript, chunk_transcript_key
 from mediasvc_transcription.wer import word_error_rate, words
 
-from server.app import create_app
-from server.auth import create_api_key
-from server.settings import load_settings
-from server.tables import Chunk, Transcript
+from mediasvc.app import create_app
+from mediasvc.auth import create_api_key
+from mediasvc.settings import load_settings
+from mediasvc.tables import Chunk, Transcript
 from tests.conftest import serve_in_process
 from tests.speech import HAVE_ESPEAK, read_mono, speak_wav, write_wav
 from tests.test_transcription_api import local

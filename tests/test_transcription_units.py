@@ -14,8 +14,8 @@ from mediasvc_transcription.silence import is_silent
 from mediasvc_transcription.stitch import ChunkText, chunk_offsets, stitch
 from mediasvc_transcription.wer import words
 
-from server.contracts import Transcription, TranscriptSegment
-from server.processing import PermanentProcessingError
+from mediasvc.contracts import Transcription, TranscriptSegment
+from mediasvc.processing import PermanentProcessingError
 
 MASTER = """#EXTM3U
 #EXT-X-VERSION:3

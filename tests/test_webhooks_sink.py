@@ -19,9 +19,9 @@ from mediasvc_webhooks.allowlist import AddressPolicy, BlockedAddressError
 from mediasvc_webhooks.settings import WebhookSettings
 from mediasvc_webhooks.signature import sign, verify
 
-from server.contracts import Event, EventSink, SinkError
-from server.errors import ConfigurationError
-from server.settings import load_settings
+from mediasvc.contracts import Event, EventSink, SinkError
+from mediasvc.errors import ConfigurationError
+from mediasvc.settings import load_settings
 
 SECRET = "a-shared-secret"
 

@@ -12,9 +12,9 @@ from mediasvc_whispercpp import resolve
 from mediasvc_whispercpp.convert import GGML_MAGIC
 from mediasvc_whispercpp.mel import hz_to_mel, mel_filters
 
-from server.errors import ModelMissing
-from server.plugins import PluginHost
-from server.settings import Settings, load_settings
+from mediasvc.errors import ModelMissing
+from mediasvc.plugins import PluginHost
+from mediasvc.settings import Settings, load_settings
 from tests.conftest import run_cli
 from tests.speech import HAVE_ESPEAK, speak_wav
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.app import create_app
-from server.auth import create_api_key
+from mediasvc.app import create_app
+from mediasvc.auth import create_api_key
 from tests.dashboard_helpers import make_operator
 from tests.test_dashboard_browser import ARGS, CHROMIUM, serve_with_granian, shots, sign_in  # noqa: F401
 from tests.test_zoom_webhooks import SECRET, meeting_event, post_signed, zoom_iso

@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from server.app import create_app
-from server.auth import create_api_key
+from mediasvc.app import create_app
+from mediasvc.auth import create_api_key
 from tests.conftest import serve_in_process
 from tests.zoom_fake_api import CLIENT_ID, CLIENT_SECRET, FakeZoom
 

@@ -21,9 +21,9 @@ import pytest
 from mediasvc_zoom.signature import sign
 from mediasvc_zoom.tables import LiveSession, WebhookEvent
 
-from server.app import create_app
-from server.auth import create_api_key
-from server.tables import Event
+from mediasvc.app import create_app
+from mediasvc.auth import create_api_key
+from mediasvc.tables import Event
 from tests.conftest import serve_in_process
 from tests.zoom_fake_api import FakeZoom
 
@@ -234,7 +234,7 @@ async def test_events_for_unknown_meetings_are_stored_and_ignored(zoom_app):
 
 async def test_participants_are_matched_to_lti_users_by_email(zoom_app):
     pytest.importorskip("mediasvc_lti.users")
-    from server.auth import get_or_create_tenant
+    from mediasvc.auth import get_or_create_tenant
 
     slug = f"zoom-lti-{uuid.uuid4().hex[:8]}"
     key, _ = await create_api_key(slug)

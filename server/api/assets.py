@@ -13,22 +13,22 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 
-from server import events
-from server.api.media import serve_url
-from server.asset_jobs import PURGE_JOB
-from server.auth import PrincipalDep
-from server.delivery.api import rendition_urls
-from server.errors import (
+from mediasvc import events
+from mediasvc.api.media import serve_url
+from mediasvc.asset_jobs import PURGE_JOB
+from mediasvc.auth import PrincipalDep
+from mediasvc.delivery.api import rendition_urls
+from mediasvc.errors import (
     Conflict,
     NotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
     ValidationFailed,
 )
-from server.pagination import decode_cursor, encode_cursor
-from server.processing import schedule_processing
-from server.queue import enqueue_job
-from server.schemas import (
+from mediasvc.pagination import decode_cursor, encode_cursor
+from mediasvc.processing import schedule_processing
+from mediasvc.queue import enqueue_job
+from mediasvc.schemas import (
     Asset,
     AssetCreate,
     AssetDetail,
@@ -39,10 +39,10 @@ from server.schemas import (
     ReprocessRequest,
     StepStatus,
 )
-from server.services import ServicesDep
-from server.storage_keys import original_key
-from server.tables import Asset as AssetRow
-from server.tables import ProcessingJob, Rendition
+from mediasvc.services import ServicesDep
+from mediasvc.storage_keys import original_key
+from mediasvc.tables import Asset as AssetRow
+from mediasvc.tables import ProcessingJob, Rendition
 
 
 def to_asset(row: dict[str, Any]) -> Asset:

@@ -20,10 +20,10 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_206_PARTIAL_CONTENT, HTTP_304_NOT_MODIFIED
 
-from server.contracts import ObjectInfo
-from server.errors import BadRequest, Forbidden, MediaServiceError, NotFound
-from server.services import ServicesDep
-from server.signing import sign_path, verify_path
+from mediasvc.contracts import ObjectInfo
+from mediasvc.errors import BadRequest, Forbidden, MediaServiceError, NotFound
+from mediasvc.services import ServicesDep
+from mediasvc.signing import sign_path, verify_path
 
 READ_SIZE = 256 * 1024
 EXTRA_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t", ".m4s": "video/iso.segment",

@@ -8,14 +8,14 @@ from typing import Any, Awaitable, Callable
 
 from litestar import Controller, Response, get
 
-from server.auth import PrincipalDep
-from server.database import check_database
-from server.errors import ServiceUnavailable, error_body
-from server.queue import queue_depth
-from server.schemas import BucketStats, Health, HealthCheck, Stats, StorageStats
-from server.services import ServicesDep
-from server.tables import Asset, RecordingSession
-from server.timeouts import within
+from mediasvc.auth import PrincipalDep
+from mediasvc.database import check_database
+from mediasvc.errors import ServiceUnavailable, error_body
+from mediasvc.queue import queue_depth
+from mediasvc.schemas import BucketStats, Health, HealthCheck, Stats, StorageStats
+from mediasvc.services import ServicesDep
+from mediasvc.tables import Asset, RecordingSession
+from mediasvc.timeouts import within
 
 CHECK_TIMEOUT = 2.0
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from litestar import Controller, get
 
-from server.schemas import PluginOut
-from server.services import ServicesDep
+from mediasvc.schemas import PluginOut
+from mediasvc.services import ServicesDep
 
 
 class PluginController(Controller):

@@ -23,25 +23,25 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from msgspec import Meta
 
-from server import events
-from server.auth import Principal, PrincipalDep
-from server.errors import Conflict, NotFound, ValidationFailed
-from server.ingest.sessions_gaps import (
+from mediasvc import events
+from mediasvc.auth import Principal, PrincipalDep
+from mediasvc.errors import Conflict, NotFound, ValidationFailed
+from mediasvc.ingest.sessions_gaps import (
     expected_count,
     inconsistent_chunks,
     missing_ranges,
     total_duration,
 )
-from server.ingest.sessions_join import JOIN_JOB, store_file, wants_join
-from server.ingest.sessions_multipart import ReceivedFile, check_content_length, receive_form
-from server.ingest.validation import Sniffed, check_content, check_declared, sanitize_filename
-from server.media_probe import probe_duration
-from server.pagination import decode_cursor, encode_cursor
-from server.profiles import Profile
-from server.queue import enqueue_job
-from server.services import Services, ServicesDep
-from server.storage_keys import chunk_key
-from server.tables import Chunk, RecordingSession
+from mediasvc.ingest.sessions_join import JOIN_JOB, store_file, wants_join
+from mediasvc.ingest.sessions_multipart import ReceivedFile, check_content_length, receive_form
+from mediasvc.ingest.validation import Sniffed, check_content, check_declared, sanitize_filename
+from mediasvc.media_probe import probe_duration
+from mediasvc.pagination import decode_cursor, encode_cursor
+from mediasvc.profiles import Profile
+from mediasvc.queue import enqueue_job
+from mediasvc.services import Services, ServicesDep
+from mediasvc.storage_keys import chunk_key
+from mediasvc.tables import Chunk, RecordingSession
 
 log = logging.getLogger("mediasvc.sessions")
 

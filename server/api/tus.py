@@ -25,8 +25,8 @@ from litestar import Controller, Request, Response, delete, head, patch, post
 from litestar.params import FromPath
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.auth import Principal, PrincipalDep
-from server.errors import (
+from mediasvc.auth import Principal, PrincipalDep
+from mediasvc.errors import (
     BadRequest,
     Conflict,
     Forbidden,
@@ -35,9 +35,9 @@ from server.errors import (
     PayloadTooLarge,
     ValidationFailed,
 )
-from server.ingest.assets import reserve_key
-from server.ingest.tus_errors import Gone, Locked
-from server.ingest.tus_headers import (
+from mediasvc.ingest.assets import reserve_key
+from mediasvc.ingest.tus_errors import Gone, Locked
+from mediasvc.ingest.tus_headers import (
     ASSET_ID_HEADER,
     CHECKSUM_ALGORITHMS,
     EXTENSIONS,
@@ -53,8 +53,8 @@ from server.ingest.tus_headers import (
     require_offset_content_type,
     require_tus_resumable,
 )
-from server.ingest.tus_lock import upload_lock
-from server.ingest.tus_store import (
+from mediasvc.ingest.tus_lock import upload_lock
+from mediasvc.ingest.tus_store import (
     Appended,
     ObjectTusStore,
     Segment,
@@ -62,7 +62,7 @@ from server.ingest.tus_store import (
     remember_sha_state,
     store_for,
 )
-from server.ingest.tus_uploads import (
+from mediasvc.ingest.tus_uploads import (
     commit_offset,
     complete,
     ensure_alive,
@@ -76,11 +76,11 @@ from server.ingest.tus_uploads import (
     tus_state,
     utcnow,
 )
-from server.ingest.validation import check_declared, get_profile, sanitize_filename
-from server.profiles import Profile
-from server.services import Services, ServicesDep
-from server.settings import Settings
-from server.tables import Upload
+from mediasvc.ingest.validation import check_declared, get_profile, sanitize_filename
+from mediasvc.profiles import Profile
+from mediasvc.services import Services, ServicesDep
+from mediasvc.settings import Settings
+from mediasvc.tables import Upload
 
 DRAIN_LIMIT = 16 * 1024 * 1024
 DRAIN_SECONDS = 10.0

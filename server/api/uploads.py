@@ -3,7 +3,7 @@
 Under ``/api/v1`` (API key): ``POST /uploads`` (initiate), ``GET /uploads/{id}``, ``POST /uploads/{id}/confirm``,
 ``POST /uploads/{id}/abort``, ``POST /uploads/{id}/complete-multipart``. At the root, authenticated by signature
 instead of key: ``PUT /media/uploads/{id}?size=&type=&exp=&sig=`` (the local backend's presigned PUT).
-The logic lives in ``server.ingest.presigned``.
+The logic lives in ``mediasvc.ingest.presigned``.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from litestar import Controller, Request, get, post, put
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from server.auth import PrincipalDep
-from server.ingest import presigned
-from server.ingest.presigned import LocalPutReceived, UploadConfirmed, UploadCreate, UploadTicket, UploadView
-from server.services import ServicesDep
+from mediasvc.auth import PrincipalDep
+from mediasvc.ingest import presigned
+from mediasvc.ingest.presigned import LocalPutReceived, UploadConfirmed, UploadCreate, UploadTicket, UploadView
+from mediasvc.services import ServicesDep
 
 
 class UploadController(Controller):

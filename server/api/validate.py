@@ -26,10 +26,10 @@ from litestar.params import FromQuery
 from litestar.status_codes import HTTP_200_OK
 from multipart import ParserError, PushMultipartParser, parse_options_header
 
-from server.auth import PrincipalDep
-from server.errors import BadRequest, UnsupportedMediaType, ValidationFailed
-from server.ingest.validation import SNIFF_BYTES, get_profile, problems_for, sanitize_filename, sniff
-from server.services import ServicesDep
+from mediasvc.auth import PrincipalDep
+from mediasvc.errors import BadRequest, UnsupportedMediaType, ValidationFailed
+from mediasvc.ingest.validation import SNIFF_BYTES, get_profile, problems_for, sanitize_filename, sniff
+from mediasvc.services import ServicesDep
 
 PROBE_TIMEOUT_SECONDS = 20.0
 MAX_FIELD_BYTES = 4096  # any form field other than the file

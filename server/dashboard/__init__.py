@@ -17,11 +17,11 @@ from litestar.plugins.htmx import HTMXConfig, HTMXPlugin, HTMXRequest
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
-from server.dashboard.auth import LoginRequired, operator_guard
-from server.dashboard.render import TEMPLATE_DIR, configure_engine, plugin_template_dirs
-from server.dashboard.views_assets import AssetsController, OverviewController
-from server.dashboard.views_auth import AuthController, login_redirect
-from server.dashboard.views_ops import (
+from mediasvc.dashboard.auth import LoginRequired, operator_guard
+from mediasvc.dashboard.render import TEMPLATE_DIR, configure_engine, plugin_template_dirs
+from mediasvc.dashboard.views_assets import AssetsController, OverviewController
+from mediasvc.dashboard.views_auth import AuthController, login_redirect
+from mediasvc.dashboard.views_ops import (
     EventsController,
     PluginsController,
     QueueController,

@@ -21,9 +21,9 @@ import msgspec
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from server.errors import Forbidden, Unauthorized, ValidationFailed
-from server.tables import Operator as OperatorRow
-from server.tables import OperatorSession, Tenant
+from mediasvc.errors import Forbidden, Unauthorized, ValidationFailed
+from mediasvc.tables import Operator as OperatorRow
+from mediasvc.tables import OperatorSession, Tenant
 
 COOKIE = "mediasvc_session"
 LOGIN_CSRF_COOKIE = "mediasvc_login_csrf"
@@ -98,7 +98,7 @@ async def create_operator(email: str, password: str, role: str, tenant_slug: str
         raise ValidationFailed(f"An operator {email!r} already exists")
     tenant_id = None
     if tenant_slug:
-        from server.auth import get_or_create_tenant
+        from mediasvc.auth import get_or_create_tenant
 
         tenant_id = await get_or_create_tenant(tenant_slug)
     row = OperatorRow(email=email, password_hash=await asyncio.to_thread(hash_password, password), role=role,

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.delivery.embed import HLS_JS
-from server.delivery.tokens import issue_token
-from server.settings import Settings
-from server.signing import sign_path
+from mediasvc.delivery.embed import HLS_JS
+from mediasvc.delivery.tokens import issue_token
+from mediasvc.settings import Settings
+from mediasvc.signing import sign_path
 
 PLAYER_TOKEN_SECONDS = 4 * 3600
 IMAGE_KINDS = ("image", "thumbnail", "poster", "pdf_thumbnail")

@@ -15,8 +15,8 @@ from uuid import UUID
 
 import msgspec
 
-from server.pagination import decode_cursor, encode_cursor
-from server.tables import Asset
+from mediasvc.pagination import decode_cursor, encode_cursor
+from mediasvc.tables import Asset
 
 PAGE = 50
 log = logging.getLogger("mediasvc.dashboard")

@@ -8,10 +8,10 @@ from uuid import UUID
 
 import msgspec
 
-from server.dashboard.queries import PAGE, Where, _page, raw
-from server.ingest.sessions_gaps import expected_count, inconsistent_chunks, missing_ranges
-from server.pagination import decode_cursor
-from server.timeouts import within
+from mediasvc.dashboard.queries import PAGE, Where, _page, raw
+from mediasvc.ingest.sessions_gaps import expected_count, inconsistent_chunks, missing_ranges
+from mediasvc.pagination import decode_cursor
+from mediasvc.timeouts import within
 
 # --- recording sessions --------------------------------------------------------------------------------------
 

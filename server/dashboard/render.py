@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,11 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from markupsafe import Markup, escape
 
-from server.dashboard.auth import Operator
+from mediasvc.dashboard.auth import Operator
 
 log = logging.getLogger("mediasvc.dashboard")
 
-WEB_DIR = Path(__file__).resolve().parent.parent.parent / "web"
+WEB_DIR = Path(str(files("mediasvc.web")))
 TEMPLATE_DIR = WEB_DIR / "templates"
 HTMX_JS = "vendor/htmx-2.0.11.min.js"  # vendored from npm htmx.org 2.0.11; see web/static/vendor/README.md
 

@@ -12,18 +12,18 @@ from litestar.params import Parameter
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
-from server import events
-from server.api.assets import processing_status
-from server.asset_jobs import PURGE_JOB
-from server.dashboard import queries as dq
-from server.dashboard.auth import Operator, admin_guard
-from server.dashboard.previews import preview_context
-from server.dashboard.queries_ops import queue_info
-from server.dashboard.render import render, render_panels, wants_fragment
-from server.errors import Conflict, NotFound
-from server.processing import schedule_processing
-from server.queue import enqueue_job
-from server.tables import Asset, ProcessingJob
+from mediasvc import events
+from mediasvc.api.assets import processing_status
+from mediasvc.asset_jobs import PURGE_JOB
+from mediasvc.dashboard import queries as dq
+from mediasvc.dashboard.auth import Operator, admin_guard
+from mediasvc.dashboard.previews import preview_context
+from mediasvc.dashboard.queries_ops import queue_info
+from mediasvc.dashboard.render import render, render_panels, wants_fragment
+from mediasvc.errors import Conflict, NotFound
+from mediasvc.processing import schedule_processing
+from mediasvc.queue import enqueue_job
+from mediasvc.tables import Asset, ProcessingJob
 
 ASSET_STATUSES = ("pending", "uploading", "uploaded", "processing", "ready", "failed", "deleted")
 BUSY = ("uploaded", "processing")

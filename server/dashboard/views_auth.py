@@ -11,8 +11,8 @@ from litestar.datastructures import Cookie
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
-from server.dashboard import auth
-from server.dashboard.render import render
+from mediasvc.dashboard import auth
+from mediasvc.dashboard.render import render
 
 
 def _secure(request: Request[Any, Any, Any]) -> bool:

@@ -9,13 +9,13 @@ from litestar import Controller, Response, get, post
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
-from server import events
-from server.dashboard import queries as dq
-from server.dashboard import queries_ops as ops
-from server.dashboard.auth import admin_guard
-from server.dashboard.render import render, wants_fragment
-from server.dashboard.views_assets import operator_of
-from server.errors import Forbidden, NotFound
+from mediasvc import events
+from mediasvc.dashboard import queries as dq
+from mediasvc.dashboard import queries_ops as ops
+from mediasvc.dashboard.auth import admin_guard
+from mediasvc.dashboard.render import render, wants_fragment
+from mediasvc.dashboard.views_assets import operator_of
+from mediasvc.errors import Forbidden, NotFound
 
 SESSION_STATUSES = ("active", "completed", "failed", "deleted")
 DELIVERY_STATUSES = ("pending", "delivered", "failed")

@@ -11,15 +11,15 @@ from litestar import Controller, Request, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_201_CREATED
 
-from server.api.media import serve_url
-from server.auth import PrincipalDep, authenticate
-from server.delivery.hls import client_ip
-from server.delivery.tokens import issue_token, verify_token
-from server.errors import NotFound, Unauthorized, ValidationFailed
-from server.schemas import CaptionTrack, PlaybackInfo, PlaybackToken, PlaybackTokenRequest, PlaybackVariant
-from server.services import ServicesDep
-from server.settings import Settings
-from server.tables import Asset, Rendition
+from mediasvc.api.media import serve_url
+from mediasvc.auth import PrincipalDep, authenticate
+from mediasvc.delivery.hls import client_ip
+from mediasvc.delivery.tokens import issue_token, verify_token
+from mediasvc.errors import NotFound, Unauthorized, ValidationFailed
+from mediasvc.schemas import CaptionTrack, PlaybackInfo, PlaybackToken, PlaybackTokenRequest, PlaybackVariant
+from mediasvc.services import ServicesDep
+from mediasvc.settings import Settings
+from mediasvc.tables import Asset, Rendition
 
 
 def hls_url(settings: Settings, token: str, asset_id: UUID) -> str:

@@ -10,8 +10,8 @@ from litestar import Request, get
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
-from server.delivery.api import authorize_playback, playback_info
-from server.services import ServicesDep
+from mediasvc.delivery.api import authorize_playback, playback_info
+from mediasvc.services import ServicesDep
 
 HLS_JS = "vendor/hls-1.7.4.min.js"  # vendored from npm hls.js 1.7.4; see web/static/vendor/README.md
 

@@ -17,13 +17,13 @@ from litestar import HttpMethod, Request, Response, route
 from litestar.params import FromPath
 from litestar.response import Redirect
 
-from server.api.media import respond_with_object
-from server.delivery.lookup import PlaybackTarget, playback_target
-from server.delivery.playlists import rewrite_segments
-from server.delivery.tokens import verify_token
-from server.errors import BadRequest, Conflict, MediaServiceError, NotFound
-from server.services import ServicesDep
-from server.settings import Settings
+from mediasvc.api.media import respond_with_object
+from mediasvc.delivery.lookup import PlaybackTarget, playback_target
+from mediasvc.delivery.playlists import rewrite_segments
+from mediasvc.delivery.tokens import verify_token
+from mediasvc.errors import BadRequest, Conflict, MediaServiceError, NotFound
+from mediasvc.services import ServicesDep
+from mediasvc.settings import Settings
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 SAFE_PATH = re.compile(r"^[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)*\.(?:m3u8|ts|m4s|mp4|aac|vtt)$")

@@ -13,7 +13,7 @@ from uuid import UUID
 
 import msgspec
 
-from server.tables import Asset, Rendition
+from mediasvc.tables import Asset, Rendition
 
 TTL_SECONDS = 10.0
 MAX_ENTRIES = 10_000

@@ -18,8 +18,8 @@ from uuid import UUID
 
 import msgspec
 
-from server.errors import Forbidden
-from server.settings import Settings
+from mediasvc.errors import Forbidden
+from mediasvc.settings import Settings
 
 DERIVED_KEY_ID = "k0"
 

@@ -7,12 +7,12 @@ from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID, uuid4
 
-from server import events
-from server.processing import schedule_processing
-from server.profiles import Profile
-from server.services import Services
-from server.storage_keys import original_key
-from server.tables import Asset
+from mediasvc import events
+from mediasvc.processing import schedule_processing
+from mediasvc.profiles import Profile
+from mediasvc.services import Services
+from mediasvc.storage_keys import original_key
+from mediasvc.tables import Asset
 
 
 def reserve_key(tenant_slug: str, profile: Profile, extension: str) -> tuple[UUID, str]:

@@ -38,7 +38,7 @@ from litestar import Request
 from litestar.exceptions import InternalServerException
 from msgspec import Meta
 
-from server.errors import (
+from mediasvc.errors import (
     BadRequest,
     Conflict,
     Forbidden,
@@ -48,9 +48,9 @@ from server.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from server.ingest.assets import create_uploaded_asset, reserve_key
-from server.ingest.presigned_s3 import Part, S3Multipart, plan_parts
-from server.ingest.validation import (
+from mediasvc.ingest.assets import create_uploaded_asset, reserve_key
+from mediasvc.ingest.presigned_s3 import Part, S3Multipart, plan_parts
+from mediasvc.ingest.validation import (
     SNIFF_BYTES,
     check_content,
     check_declared,
@@ -58,10 +58,10 @@ from server.ingest.validation import (
     get_profile,
     sanitize_filename,
 )
-from server.profiles import Profile
-from server.services import Services
-from server.signing import sign_path, verify_path
-from server.tables import Asset, Upload
+from mediasvc.profiles import Profile
+from mediasvc.services import Services
+from mediasvc.signing import sign_path, verify_path
+from mediasvc.tables import Asset, Upload
 
 log = logging.getLogger("mediasvc.uploads")
 

@@ -22,7 +22,7 @@ import httpx
 import msgspec
 import obstore
 
-from server.errors import Conflict, ServiceUnavailable
+from mediasvc.errors import Conflict, ServiceUnavailable
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"

@@ -19,13 +19,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from uuid import UUID
 
-from server.errors import MediaServiceError
-from server.ingest.assets import create_uploaded_asset, reserve_key
-from server.ingest.sessions_gaps import effective_overlap
-from server.ingest.sessions_media import JoinError, JoinPart, join_files
-from server.metrics import Metrics
-from server.storage_files import local_file
-from server.tables import Asset, Chunk, RecordingSession
+from mediasvc.errors import MediaServiceError
+from mediasvc.ingest.assets import create_uploaded_asset, reserve_key
+from mediasvc.ingest.sessions_gaps import effective_overlap
+from mediasvc.ingest.sessions_media import JoinError, JoinPart, join_files
+from mediasvc.metrics import Metrics
+from mediasvc.storage_files import local_file
+from mediasvc.tables import Asset, Chunk, RecordingSession
 
 log = logging.getLogger("mediasvc.sessions")
 

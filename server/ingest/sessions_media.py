@@ -6,7 +6,7 @@ point (so nothing is decoded). When the codecs differ between chunks, or no keyf
 timestamps would not stay monotonic, the chunks are decoded and re-encoded (H.264 + AAC in MP4, or AAC in M4A),
 trimmed at the frame (video) and the sample (audio), audio kept in step with the video at every chunk boundary.
 
-Every file is opened with ``server.media_probe.open_local`` (local files, allow-listed demuxers only).
+Every file is opened with ``mediasvc.media_probe.open_local`` (local files, allow-listed demuxers only).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import av
 
-from server.media_probe import open_local
+from mediasvc.media_probe import open_local
 
 log = logging.getLogger("mediasvc.sessions.join")
 

@@ -26,8 +26,8 @@ from multipart import (
     parse_options_header,
 )
 
-from server.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from server.ingest.validation import SNIFF_BYTES
+from mediasvc.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from mediasvc.ingest.validation import SNIFF_BYTES
 
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 4096  # each text field

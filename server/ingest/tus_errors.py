@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.errors import Gone, Locked, MediaServiceError, PreconditionFailed
+from mediasvc.errors import Gone, Locked, MediaServiceError, PreconditionFailed
 
 __all__ = ["ChecksumMismatch", "Gone", "Locked", "PreconditionFailed"]
 

@@ -18,8 +18,8 @@ from uuid import UUID
 
 import msgspec
 
-from server.errors import BadRequest, UnsupportedMediaType
-from server.ingest.tus_errors import PreconditionFailed
+from mediasvc.errors import BadRequest, UnsupportedMediaType
+from mediasvc.ingest.tus_errors import PreconditionFailed
 
 TUS_VERSION = "1.0.0"
 SUPPORTED_VERSIONS = (TUS_VERSION,)

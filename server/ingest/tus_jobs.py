@@ -4,9 +4,9 @@
   ``Upload-Expires`` and marks them ``expired``; first it finishes uploads whose last byte is in but whose
   completion (asset) was cut short by a crash.
 * the ``[plugins.tus]`` settings section (``TusSettings``), validated at start-up.
-* ``shutdown``: closes the pool of upload-lock connections (``server.ingest.tus_lock``).
+* ``shutdown``: closes the pool of upload-lock connections (``mediasvc.ingest.tus_lock``).
 
-Register this module like the core's own hooks (``server.core_plugin``), or merge its lists there.
+Register this module like the core's own hooks (``mediasvc.core_plugin``), or merge its lists there.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import Any
 
 from saq import CronJob
 
-from server.hookspecs import hookimpl
-from server.ingest.tus_lock import close_lock_pools
-from server.ingest.tus_settings import SECTION, TusSettings
-from server.ingest.tus_uploads import expire_uploads, finish_stalled
-from server.metrics import Metrics
-from server.services import Services
+from mediasvc.hookspecs import hookimpl
+from mediasvc.ingest.tus_lock import close_lock_pools
+from mediasvc.ingest.tus_settings import SECTION, TusSettings
+from mediasvc.ingest.tus_uploads import expire_uploads, finish_stalled
+from mediasvc.metrics import Metrics
+from mediasvc.services import Services
 
 EXPIRE_JOB = "tus.expire"
 EXPIRE_CRON = "*/5 * * * *"

@@ -24,8 +24,8 @@ from uuid import UUID
 
 import asyncpg
 
-from server.errors import ServiceUnavailable
-from server.ingest.tus_errors import Locked
+from mediasvc.errors import ServiceUnavailable
+from mediasvc.ingest.tus_errors import Locked
 
 MAX_LOCK_CONNECTIONS = 64
 ACQUIRE_TIMEOUT_SECONDS = 30.0

@@ -1,7 +1,7 @@
 """Settings of the tus server: the ``[plugins.tus]`` section
 (``MEDIASVC_PLUGINS__TUS__EXPIRATION_SECONDS=...``).
 
-The section is validated at start-up once ``register_settings`` of ``server.ingest.tus_jobs`` is registered;
+The section is validated at start-up once ``register_settings`` of ``mediasvc.ingest.tus_jobs`` is registered;
 it is read with the same struct wherever it is needed, so a missing section means the defaults.
 """
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import msgspec
 
-from server.errors import ConfigurationError
-from server.settings import Settings
+from mediasvc.errors import ConfigurationError
+from mediasvc.settings import Settings
 
 SECTION = "tus"
 MIB = 1024 * 1024

@@ -37,12 +37,12 @@ from uuid import UUID
 import msgspec
 from litestar.exceptions import ClientException, InternalServerException
 
-from server.contracts import StorageBackend
-from server.errors import MediaServiceError, PayloadTooLarge
-from server.ingest.tus_errors import ChecksumMismatch
-from server.ingest.tus_headers import Checksum
-from server.ingest.tus_settings import spool_dir, tus_settings
-from server.settings import Settings
+from mediasvc.contracts import StorageBackend
+from mediasvc.errors import MediaServiceError, PayloadTooLarge
+from mediasvc.ingest.tus_errors import ChecksumMismatch
+from mediasvc.ingest.tus_headers import Checksum
+from mediasvc.ingest.tus_settings import spool_dir, tus_settings
+from mediasvc.settings import Settings
 
 log = logging.getLogger("mediasvc.tus")
 

@@ -18,12 +18,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
-from server.errors import Conflict, NotFound, UnsupportedMediaType, ValidationFailed
-from server.ingest.assets import create_uploaded_asset
-from server.ingest.tus_errors import Gone, Locked
-from server.ingest.tus_lock import upload_lock
-from server.ingest.tus_settings import tus_settings
-from server.ingest.tus_store import (
+from mediasvc.errors import Conflict, NotFound, UnsupportedMediaType, ValidationFailed
+from mediasvc.ingest.assets import create_uploaded_asset
+from mediasvc.ingest.tus_errors import Gone, Locked
+from mediasvc.ingest.tus_lock import upload_lock
+from mediasvc.ingest.tus_settings import tus_settings
+from mediasvc.ingest.tus_store import (
     Appended,
     Segment,
     TusStore,
@@ -31,10 +31,10 @@ from server.ingest.tus_store import (
     remember_sha_state,
     store_for,
 )
-from server.ingest.validation import SNIFF_BYTES, check_content
-from server.services import Services
-from server.settings import Settings
-from server.tables import Asset, Upload
+from mediasvc.ingest.validation import SNIFF_BYTES, check_content
+from mediasvc.services import Services
+from mediasvc.settings import Settings
+from mediasvc.tables import Asset, Upload
 
 log = logging.getLogger("mediasvc.tus")
 

@@ -9,9 +9,9 @@ from pathlib import PurePosixPath
 
 import msgspec
 
-from server.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
-from server.profiles import Profile
-from server.settings import Settings
+from mediasvc.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from mediasvc.profiles import Profile
+from mediasvc.settings import Settings
 
 SNIFF_BYTES = 64  # enough for every signature below
 

@@ -16,11 +16,11 @@ from litestar import Controller, Request, Router, get, post
 from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
-from server import events
-from server.api.assets import get_asset_row
-from server.auth import PrincipalDep, api_key_guard
-from server.errors import NotFound, ValidationFailed
-from server.services import ServicesDep
+from mediasvc import events
+from mediasvc.api.assets import get_asset_row
+from mediasvc.auth import PrincipalDep, api_key_guard
+from mediasvc.errors import NotFound, ValidationFailed
+from mediasvc.services import ServicesDep
 
 from mediasvc_analysis.colors import dominant_colors
 from mediasvc_analysis.config import AnalysisSettings, analysis_settings

@@ -8,8 +8,8 @@ import io
 from PIL import Image
 
 from mediasvc_images.images import Variant, decode, open_checked
-from server.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
-from server.processing import PermanentProcessingError
+from mediasvc.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from mediasvc.processing import PermanentProcessingError
 
 from mediasvc_analysis.config import AnalysisSettings
 

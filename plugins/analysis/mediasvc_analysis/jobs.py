@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from server import events
-from server.errors import MediaServiceError
-from server.tables import Asset
+from mediasvc import events
+from mediasvc.errors import MediaServiceError
+from mediasvc.tables import Asset
 
 from mediasvc_analysis.config import analysis_settings
 from mediasvc_analysis.pipeline import analyze_asset

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.contracts import Panel
+from mediasvc.contracts import Panel
 
 
 def asset_panel(asset: dict[str, Any]) -> list[Panel]:

@@ -8,8 +8,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from server.contracts import Analyzer
-from server.tables import Asset
+from mediasvc.contracts import Analyzer
+from mediasvc.tables import Asset
 
 from mediasvc_analysis.config import AnalysisSettings
 from mediasvc_analysis.schemas import AnalyzeResponse

@@ -3,7 +3,7 @@ batch job and the asset-page panel. Analyzers come from other plugins (``registe
 
 from __future__ import annotations
 
-from server.hookspecs import hookimpl
+from mediasvc.hookspecs import hookimpl
 
 from mediasvc_analysis.config import SECTION, AnalysisSettings, analysis_settings
 

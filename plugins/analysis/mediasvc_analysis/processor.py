@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from server.contracts import RenditionOut
-from server.errors import MediaServiceError
-from server.processing import PermanentProcessingError
+from mediasvc.contracts import RenditionOut
+from mediasvc.errors import MediaServiceError
+from mediasvc.processing import PermanentProcessingError
 
 from mediasvc_analysis.config import analysis_settings
 from mediasvc_analysis.registry import analyzers_for

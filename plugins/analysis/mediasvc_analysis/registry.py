@@ -12,7 +12,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from server.contracts import Analyzer
+from mediasvc.contracts import Analyzer
 
 _known: dict[int, tuple[Any, Mapping[str, Analyzer]]] = {}
 _lock = threading.Lock()
@@ -33,7 +33,7 @@ def analyzers_for(settings: Any) -> Mapping[str, Analyzer]:
         entry = _known.get(id(settings))
     if entry is not None and entry[0] is settings:
         return entry[1]
-    from server.plugins import _flatten, _unique, build_plugin_manager
+    from mediasvc.plugins import _flatten, _unique, build_plugin_manager
 
     pm = build_plugin_manager(settings)
     return remember(settings, _unique("analyzer", _flatten(pm.hook.register_analyzers(settings=settings))))

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import msgspec
 
-from server.contracts import Box
+from mediasvc.contracts import Box
 
 from mediasvc_analysis.colors import DominantColor
 

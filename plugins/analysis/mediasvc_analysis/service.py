@@ -7,8 +7,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from server.contracts import AnalysisResult, Analyzer, Box
-from server.errors import ValidationFailed
+from mediasvc.contracts import AnalysisResult, Analyzer, Box
+from mediasvc.errors import ValidationFailed
 
 from mediasvc_analysis.config import ANALYSIS_TYPES, AnalysisSettings
 from mediasvc_analysis.imaging import DecodedImage, load_image, scale_of

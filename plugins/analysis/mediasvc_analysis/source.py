@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from server.errors import Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType
+from mediasvc.errors import Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType
 
 from mediasvc_analysis.config import AnalysisSettings
 

@@ -6,8 +6,8 @@ import json
 from typing import Any
 from uuid import UUID
 
-from server import events
-from server.tables import Asset
+from mediasvc import events
+from mediasvc.tables import Asset
 
 from mediasvc_analysis.imaging import DecodedImage
 from mediasvc_analysis.schemas import AnalyzeResponse, to_dict

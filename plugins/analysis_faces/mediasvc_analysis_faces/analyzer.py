@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from server.contracts import AnalysisResult, Box, Finding
-from server.errors import ModelMissing
+from mediasvc.contracts import AnalysisResult, Box, Finding
+from mediasvc.errors import ModelMissing
 
 CASCADE = "haarcascade_frontalface_default.xml"
 DETECT_SIDE = 1024

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from server.contracts import AnalysisResult, Finding
-from server.errors import ModelMissing
+from mediasvc.contracts import AnalysisResult, Finding
+from mediasvc.errors import ModelMissing
 
 from mediasvc_analysis_labels.hierarchy import parents_of
 from mediasvc_analysis_labels.model_files import INPUT_SIZE, INSTALL_COMMAND, locate

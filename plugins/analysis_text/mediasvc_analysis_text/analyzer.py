@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from server.contracts import AnalysisResult, Box, Finding
-from server.errors import ModelMissing
+from mediasvc.contracts import AnalysisResult, Box, Finding
+from mediasvc.errors import ModelMissing
 
 BUNDLED_MODELS = {
     "Det.model_path": "PP-OCRv6_det_small.onnx",

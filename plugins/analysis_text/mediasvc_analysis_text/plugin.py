@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.hookspecs import hookimpl
+from mediasvc.hookspecs import hookimpl
 
 from mediasvc_analysis_text.analyzer import TextAnalyzer
 

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from mediasvc_fasterwhisper.models import resolve
 from mediasvc_fasterwhisper.settings import FasterWhisperSettings
-from server.contracts import Transcription, TranscriptSegment
+from mediasvc.contracts import Transcription, TranscriptSegment
 
 if TYPE_CHECKING:
-    from server.settings import Settings
+    from mediasvc.settings import Settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a model folder is always local; never ask a hub
 

@@ -12,11 +12,11 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from server.contracts import ModelSpec
-from server.errors import ModelMissing
+from mediasvc.contracts import ModelSpec
+from mediasvc.errors import ModelMissing
 
 if TYPE_CHECKING:
-    from server.settings import Settings
+    from mediasvc.settings import Settings
 
 BASE_MODEL = "faster-whisper-base"
 MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")

@@ -26,8 +26,8 @@ from typing import Any, Literal
 
 from PIL import Image, ImageCms, ImageOps
 
-from server.contracts import RenditionOut
-from server.processing import PermanentProcessingError
+from mediasvc.contracts import RenditionOut
+from mediasvc.processing import PermanentProcessingError
 
 from mediasvc_images.common import local_original, output_key, plugin_settings
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from PIL import Image
 
-from server.contracts import RenditionOut
-from server.processing import PermanentProcessingError
+from mediasvc.contracts import RenditionOut
+from mediasvc.processing import PermanentProcessingError
 
 from mediasvc_images.common import local_original, output_key, plugin_settings
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from server.hookspecs import hookimpl
+from mediasvc.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from server.contracts import Event
-    from server.settings import Settings
+    from mediasvc.contracts import Event
+    from mediasvc.settings import Settings
 
 log = logging.getLogger("mediasvc.events")
 

@@ -12,9 +12,9 @@ from mediasvc_lti import claims as c
 from mediasvc_lti.runtime import LtiRuntime
 from mediasvc_lti.session import FORM_FIELD, load_session
 from mediasvc_lti.tables import ContextAsset
-from server.api.media import serve_url
-from server.errors import BadRequest, Forbidden, NotFound
-from server.tables import Asset, Rendition
+from mediasvc.api.media import serve_url
+from mediasvc.errors import BadRequest, Forbidden, NotFound
+from mediasvc.tables import Asset, Rendition
 
 AVAILABLE_LIMIT = 100
 

@@ -10,6 +10,6 @@ APP_CONFIG = AppConfig(
     app_name="lti",
     migrations_folder_path=str(Path(__file__).resolve().parent / "piccolo_migrations"),
     table_classes=LTI_TABLES,
-    migration_dependencies=["server.piccolo_app"],
+    migration_dependencies=["mediasvc.piccolo_app"],
     commands=[],
 )

@@ -6,14 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 from mediasvc_lti.settings import SECTION, LtiSettings
 from mediasvc_lti.tables import LTI_TABLES
-from server.database import bind_tables
-from server.hookspecs import hookimpl
-from server.tables import Tenant
+from mediasvc.database import bind_tables
+from mediasvc.hookspecs import hookimpl
+from mediasvc.tables import Tenant
 
 if TYPE_CHECKING:
     from litestar import Litestar
 
-    from server.settings import Settings
+    from mediasvc.settings import Settings
 
 
 @hookimpl

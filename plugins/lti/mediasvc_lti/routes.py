@@ -15,8 +15,8 @@ from mediasvc_lti.dynamic_registration import register
 from mediasvc_lti.launch import launch
 from mediasvc_lti.login import login
 from mediasvc_lti.runtime import LtiRuntime
-from server.auth import api_key_guard
-from server.settings import Settings
+from mediasvc.auth import api_key_guard
+from mediasvc.settings import Settings
 
 
 @get("/jwks", name="lti_jwks")

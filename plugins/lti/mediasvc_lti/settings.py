@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from server.errors import ConfigurationError
+from mediasvc.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from server.settings import Settings
+    from mediasvc.settings import Settings
 
 SECTION = "lti"
 

@@ -12,11 +12,11 @@ from obstore.exceptions import BaseError as ObstoreError
 from obstore.exceptions import NotFoundError as ObstoreNotFound
 
 from mediasvc_storage.keys import validate_key, validate_prefix
-from server.contracts import ObjectInfo, StorageBackend
-from server.errors import BadRequest, NotFound, ServiceUnavailable
+from mediasvc.contracts import ObjectInfo, StorageBackend
+from mediasvc.errors import BadRequest, NotFound, ServiceUnavailable
 
 if TYPE_CHECKING:
-    from server.settings import Settings
+    from mediasvc.settings import Settings
 
 MISSING = (FileNotFoundError, ObstoreNotFound)
 PRESIGN_METHODS = frozenset({"GET", "PUT"})

@@ -1,6 +1,6 @@
 """Backends without their own URL signing: a local directory and process memory.
 
-Their presigned URLs point at the core's ``/media/serve/{key}``, signed with ``server.signing``.
+Their presigned URLs point at the core's ``/media/serve/{key}``, signed with ``mediasvc.signing``.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from urllib.parse import quote
 from obstore.store import LocalStore, MemoryStore
 
 from mediasvc_storage.base import ObstoreBackend, check_presign_args
-from server.errors import BadRequest, ConfigurationError, ServiceUnavailable
-from server.signing import sign_path
+from mediasvc.errors import BadRequest, ConfigurationError, ServiceUnavailable
+from mediasvc.signing import sign_path
 
 if TYPE_CHECKING:
-    from server.settings import Settings
+    from mediasvc.settings import Settings
 
 SERVE_PREFIX = "/media/serve/"
 _STAGING_NAME = re.compile(r"#\d+$")  # LocalStore keeps multipart uploads in "<name>#<n>" files

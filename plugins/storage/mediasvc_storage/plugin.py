@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from mediasvc_storage.local import LocalBackend, MemoryBackend
 from mediasvc_storage.object_stores import AzureBackend, GCSBackend, S3Backend
-from server.contracts import StorageBackend
-from server.hookspecs import hookimpl
+from mediasvc.contracts import StorageBackend
+from mediasvc.hookspecs import hookimpl
 
 
 @hookimpl

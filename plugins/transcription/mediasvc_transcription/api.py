@@ -27,14 +27,14 @@ from mediasvc_transcription.schemas import (
 )
 from mediasvc_transcription.sessions import SESSION_CAPTIONS, read_chunk_transcript, session_caption_key
 from mediasvc_transcription.store import load_transcript, split_model
-from server.api.assets import get_asset_row
-from server.api.media import serve_url
-from server.api.sessions import get_session_row
-from server.auth import Principal, PrincipalDep, api_key_guard
-from server.errors import Conflict, MediaServiceError, NotFound, ValidationFailed
-from server.processing import schedule_processing
-from server.services import Services, ServicesDep
-from server.tables import Asset, Chunk, ProcessingJob, Rendition
+from mediasvc.api.assets import get_asset_row
+from mediasvc.api.media import serve_url
+from mediasvc.api.sessions import get_session_row
+from mediasvc.auth import Principal, PrincipalDep, api_key_guard
+from mediasvc.errors import Conflict, MediaServiceError, NotFound, ValidationFailed
+from mediasvc.processing import schedule_processing
+from mediasvc.services import Services, ServicesDep
+from mediasvc.tables import Asset, Chunk, ProcessingJob, Rendition
 
 STEP = "transcribe"
 PENDING = ResponseSpec(TranscriptionState, description="No transcript yet; one is being made")

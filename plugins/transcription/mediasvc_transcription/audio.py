@@ -8,8 +8,8 @@ from typing import Any
 
 import av
 
-from server.media_probe import UnsafeInput, open_local
-from server.processing import PermanentProcessingError
+from mediasvc.media_probe import UnsafeInput, open_local
+from mediasvc.processing import PermanentProcessingError
 
 RATE = 16000
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from server.contracts import TranscriptSegment
+from mediasvc.contracts import TranscriptSegment
 
 _CUE_TIME = re.compile(r"^(\d+:)?(\d{2}):(\d{2})\.(\d{3}) --> (\d+:)?(\d{2}):(\d{2})\.(\d{3})")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from mediasvc_transcription.settings import TranscriptionSettings
-from server.contracts import Transcription, TranscriptionEngine
-from server.processing import PermanentProcessingError
+from mediasvc.contracts import Transcription, TranscriptionEngine
+from mediasvc.processing import PermanentProcessingError
 
 log = logging.getLogger("mediasvc.transcription")
 
@@ -49,7 +49,7 @@ def engines_for(settings: Any) -> dict[str, TranscriptionEngine]:
     """The engines of a plugin host built from ``settings``, cached per settings object."""
     cached = _hosts.get(id(settings))
     if cached is None or cached[0] is not settings:
-        from server.plugins import PluginHost
+        from mediasvc.plugins import PluginHost
 
         cached = (settings, PluginHost(settings).transcription_engines)
         _hosts[id(settings)] = cached

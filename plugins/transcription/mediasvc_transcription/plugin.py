@@ -16,7 +16,7 @@ from mediasvc_transcription.sessions import (
     transcribe_chunk,
 )
 from mediasvc_transcription.settings import SECTION, TranscriptionSettings, transcription_settings
-from server.hookspecs import hookimpl
+from mediasvc.hookspecs import hookimpl
 
 
 @hookimpl

@@ -27,12 +27,12 @@ from mediasvc_transcription.hls_subtitles import (
 from mediasvc_transcription.settings import TranscriptionSettings, transcription_settings
 from mediasvc_transcription.silence import is_silent, wav_seconds
 from mediasvc_transcription.store import save_transcript
-from server.api.media import serve_url
-from server.contracts import RenditionOut, Transcription
-from server.errors import MediaServiceError, ModelMissing
-from server.processing import PermanentProcessingError
-from server.storage_files import local_file
-from server.tables import Rendition
+from mediasvc.api.media import serve_url
+from mediasvc.contracts import RenditionOut, Transcription
+from mediasvc.errors import MediaServiceError, ModelMissing
+from mediasvc.processing import PermanentProcessingError
+from mediasvc.storage_files import local_file
+from mediasvc.tables import Rendition
 
 log = logging.getLogger("mediasvc.transcription")
 

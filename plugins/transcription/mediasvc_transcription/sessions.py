@@ -23,13 +23,13 @@ from mediasvc_transcription.processor import run_engine
 from mediasvc_transcription.settings import transcription_settings
 from mediasvc_transcription.stitch import ChunkText, stitch
 from mediasvc_transcription.store import save_transcript
-from server.api.media import serve_url
-from server.contracts import Transcription
-from server.ingest.sessions_gaps import effective_overlap
-from server.processing import PermanentProcessingError
-from server.queue import enqueue_job
-from server.storage_files import local_file
-from server.tables import Chunk, RecordingSession
+from mediasvc.api.media import serve_url
+from mediasvc.contracts import Transcription
+from mediasvc.ingest.sessions_gaps import effective_overlap
+from mediasvc.processing import PermanentProcessingError
+from mediasvc.queue import enqueue_job
+from mediasvc.storage_files import local_file
+from mediasvc.tables import Chunk, RecordingSession
 
 log = logging.getLogger("mediasvc.transcription")
 
@@ -148,7 +148,7 @@ async def stitch_session(ctx: dict[str, Any], *, session_id: str) -> dict[str, A
                           content_type=content_type)
     await save_transcript(result, tenant_id=session["tenant"], session_id=sid, storage_key=key,
                           url=serve_url(settings, key))
-    from server import events
+    from mediasvc import events
 
     await events.kick(ctx["queue"])
     return {"status": "done", "words": len(result.text.split())}
@@ -168,7 +168,7 @@ class ChunkTranscriptionSink:
         return event_type in self.accepts_types
 
     async def deliver(self, event: Any) -> int | None:
-        from server.queue import create_queue
+        from mediasvc.queue import create_queue
 
         options = transcription_settings(self.settings)
         queue = create_queue(self.settings)

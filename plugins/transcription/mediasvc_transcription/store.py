@@ -8,9 +8,9 @@ from uuid import UUID
 
 import msgspec
 
-from server import events
-from server.contracts import Transcription
-from server.tables import Transcript
+from mediasvc import events
+from mediasvc.contracts import Transcription
+from mediasvc.tables import Transcript
 
 
 def ready_payload(transcription: Transcription, *, storage_key: str, url: str,

@@ -10,8 +10,8 @@ import av
 
 from mediasvc_video.media import local_input, open_media, output_key, run_with_progress, temp_dir, upload
 from mediasvc_video.probe import _duration
-from server.contracts import RenditionOut
-from server.processing import PermanentProcessingError
+from mediasvc.contracts import RenditionOut
+from mediasvc.processing import PermanentProcessingError
 
 RATE = 16000
 

@@ -37,9 +37,9 @@ from mediasvc_video.hls_ladder import (
 from mediasvc_video.media import local_input, open_media, output_key, run_with_progress, temp_dir, upload
 from mediasvc_video.mp4 import _rotate
 from mediasvc_video.probe import VideoInput
-from server.contracts import RenditionOut
-from server.events import RENDITION_READY
-from server.processing import PermanentProcessingError
+from mediasvc.contracts import RenditionOut
+from mediasvc.events import RENDITION_READY
+from mediasvc.processing import PermanentProcessingError
 
 AUDIO_BITRATE = 128_000
 SEGMENT_SECONDS = 4

@@ -13,8 +13,8 @@ from av.video.frame import PictureType
 from mediasvc_video.limits import VideoLimits, limits_from
 from mediasvc_video.media import local_input, open_media, output_key, run_with_progress, temp_dir, upload
 from mediasvc_video.probe import VideoInput
-from server.contracts import RenditionOut
-from server.processing import PermanentProcessingError
+from mediasvc.contracts import RenditionOut
+from mediasvc.processing import PermanentProcessingError
 
 AUDIO_BITRATE = 128_000
 

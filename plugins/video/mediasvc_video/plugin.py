@@ -9,7 +9,7 @@ from mediasvc_video.hls import HlsProcessor
 from mediasvc_video.mp4 import Mp4Processor
 from mediasvc_video.probe import ProbeProcessor
 from mediasvc_video.thumbnail import ThumbnailProcessor
-from server.hookspecs import hookimpl
+from mediasvc.hookspecs import hookimpl
 
 
 @hookimpl

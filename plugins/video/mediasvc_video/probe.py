@@ -9,9 +9,9 @@ from typing import Any
 
 from mediasvc_video.limits import VideoLimits, limits_from
 from mediasvc_video.media import local_input, open_media, run_with_progress
-from server.contracts import RenditionOut
-from server.ingest.validation import SNIFF_BYTES, sniff
-from server.processing import PermanentProcessingError
+from mediasvc.contracts import RenditionOut
+from mediasvc.ingest.validation import SNIFF_BYTES, sniff
+from mediasvc.processing import PermanentProcessingError
 
 
 def _rate(value: Fraction | None) -> float | None:

@@ -10,8 +10,8 @@ from PIL import Image
 
 from mediasvc_video.media import local_input, open_media, output_key, run_with_progress, temp_dir, upload
 from mediasvc_video.probe import _duration, _normal_rotation
-from server.contracts import RenditionOut
-from server.processing import PermanentProcessingError
+from mediasvc.contracts import RenditionOut
+from mediasvc.processing import PermanentProcessingError
 
 THUMB_WIDTH = 320
 POSTER_MAX_WIDTH = 1280

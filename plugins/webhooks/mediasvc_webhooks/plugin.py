@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING
 
 from mediasvc_webhooks.settings import SECTION, WebhookSettings, load_webhook_settings
 from mediasvc_webhooks.sink import SharedClient, WebhookSink
-from server.hookspecs import hookimpl
+from mediasvc.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from server.settings import Settings
+    from mediasvc.settings import Settings
 
 
 @hookimpl

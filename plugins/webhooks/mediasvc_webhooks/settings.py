@@ -9,10 +9,10 @@ import msgspec
 
 from mediasvc_webhooks.allowlist import parse_network
 from mediasvc_webhooks.signature import secret_key
-from server.errors import ConfigurationError
+from mediasvc.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from server.settings import Settings
+    from mediasvc.settings import Settings
 
 SECTION = "webhooks"
 KEY = f"plugins.{SECTION}"

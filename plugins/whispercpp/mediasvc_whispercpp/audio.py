@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from server.errors import ValidationFailed
-from server.processing import PermanentProcessingError
+from mediasvc.errors import ValidationFailed
+from mediasvc.processing import PermanentProcessingError
 
 SAMPLE_RATE = 16000
 SILENCE_PEAK = 10 ** (-50 / 20)  # below -50 dBFS everywhere: nothing to transcribe

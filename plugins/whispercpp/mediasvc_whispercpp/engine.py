@@ -24,10 +24,10 @@ import numpy as np
 from mediasvc_whispercpp.audio import SAMPLE_RATE, is_silent, read_wav
 from mediasvc_whispercpp.resolve import model_name, resolve
 from mediasvc_whispercpp.settings import WhisperCppSettings
-from server.contracts import Transcription, TranscriptSegment
+from mediasvc.contracts import Transcription, TranscriptSegment
 
 if TYPE_CHECKING:
-    from server.settings import Settings
+    from mediasvc.settings import Settings
 
 log = logging.getLogger("mediasvc.whispercpp")
 

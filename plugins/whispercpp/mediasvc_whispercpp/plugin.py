@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 from mediasvc_whispercpp import resolve
 from mediasvc_whispercpp.engine import WhisperCppEngine
 from mediasvc_whispercpp.settings import SECTION, WhisperCppSettings, load_whispercpp_settings
-from server.contracts import ModelSpec, TranscriptionEngine
-from server.hookspecs import hookimpl
+from mediasvc.contracts import ModelSpec, TranscriptionEngine
+from mediasvc.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from server.settings import Settings
+    from mediasvc.settings import Settings
 
 LICENCE = "MIT (OpenAI Whisper weights; converted to ggml for whisper.cpp, MIT)"
 

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 
 from mediasvc_whispercpp.convert import GGML_MAGIC, CTranslate2Whisper, convert
 from mediasvc_whispercpp.settings import SECTION, load_whispercpp_settings
-from server.errors import ModelMissing
+from mediasvc.errors import ModelMissing
 
 if TYPE_CHECKING:
-    from server.settings import Settings
+    from mediasvc.settings import Settings
 
 log = logging.getLogger("mediasvc.whispercpp")
 

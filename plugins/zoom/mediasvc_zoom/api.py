@@ -17,10 +17,10 @@ from mediasvc_zoom.reports import build_report, download_headers, report_csv
 from mediasvc_zoom.settings import zoom_settings
 from mediasvc_zoom.store import get_session_row, session_out
 from mediasvc_zoom.tables import LiveSession
-from server.auth import PrincipalDep, api_key_guard
-from server.errors import Conflict, ValidationFailed
-from server.pagination import decode_cursor, encode_cursor
-from server.services import ServicesDep
+from mediasvc.auth import PrincipalDep, api_key_guard
+from mediasvc.errors import Conflict, ValidationFailed
+from mediasvc.pagination import decode_cursor, encode_cursor
+from mediasvc.services import ServicesDep
 
 
 def _aware(when: datetime, field: str) -> datetime:

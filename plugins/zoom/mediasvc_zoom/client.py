@@ -18,7 +18,7 @@ import httpx
 import msgspec
 
 from mediasvc_zoom.settings import ZoomSettings, zoom_settings
-from server.errors import MediaServiceError, ServiceUnavailable
+from mediasvc.errors import MediaServiceError, ServiceUnavailable
 
 log = logging.getLogger("mediasvc.zoom")
 

@@ -15,7 +15,7 @@ from mediasvc_zoom import zoom_events as ze
 from mediasvc_zoom.attendance import Presence, presences
 from mediasvc_zoom.matching import match_user
 from mediasvc_zoom.tables import LiveSession, ParticipantInterval, WebhookEvent, bind_to_core_engine
-from server import events
+from mediasvc import events
 
 ATTENDANCE_UPDATED = "attendance.updated"
 

@@ -10,6 +10,6 @@ APP_CONFIG = AppConfig(
     app_name="zoom",
     migrations_folder_path=str(Path(__file__).resolve().parent / "piccolo_migrations"),
     table_classes=ZOOM_TABLES,
-    migration_dependencies=["server.piccolo_app"],
+    migration_dependencies=["mediasvc.piccolo_app"],
     commands=[],
 )

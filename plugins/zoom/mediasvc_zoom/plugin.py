@@ -12,13 +12,13 @@ from mediasvc_zoom.jobs import process_event
 from mediasvc_zoom.settings import SECTION, ZoomSettings
 from mediasvc_zoom.tables import bind_to_core_engine
 from mediasvc_zoom.webhook import PROCESS_JOB, zoom_webhook
-from server.contracts import MenuLink, Panel
-from server.hookspecs import hookimpl
+from mediasvc.contracts import MenuLink, Panel
+from mediasvc.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from litestar import Litestar, Request
 
-    from server.settings import Settings
+    from mediasvc.settings import Settings
 
 
 @hookimpl

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from server.errors import ConfigurationError
+from mediasvc.errors import ConfigurationError
 
 SECTION = "zoom"
 

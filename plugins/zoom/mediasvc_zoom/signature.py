@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import time
 
-from server.errors import Unauthorized
+from mediasvc.errors import Unauthorized
 
 
 def sign(secret: str, timestamp: str | int, body: bytes) -> str:

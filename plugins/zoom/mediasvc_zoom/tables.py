@@ -6,8 +6,8 @@ from piccolo.columns import JSONB, UUID, ForeignKey, Integer, OnDelete, Text, Ti
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
-from server.database import bind_tables
-from server.tables import Tenant
+from mediasvc.database import bind_tables
+from mediasvc.tables import Tenant
 
 SESSION_STATUSES = ("scheduled", "live", "ended", "cancelled")
 

@@ -19,9 +19,9 @@ from mediasvc_zoom.settings import zoom_settings
 from mediasvc_zoom.signature import encrypted_token, verify
 from mediasvc_zoom.store import session_for_meeting
 from mediasvc_zoom.tables import WebhookEvent
-from server.errors import BadRequest
-from server.queue import enqueue_job
-from server.services import ServicesDep
+from mediasvc.errors import BadRequest
+from mediasvc.queue import enqueue_job
+from mediasvc.services import ServicesDep
 
 log = logging.getLogger("mediasvc.zoom.webhook")
 

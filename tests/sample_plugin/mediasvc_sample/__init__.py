@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import hashlib
 
-from server.contracts import ProcessorContext, RenditionOut
-from server.hookspecs import hookimpl
+from mediasvc.contracts import ProcessorContext, RenditionOut
+from mediasvc.hookspecs import hookimpl
 
 
 class ChecksumProcessor:

@@ -16,6 +16,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.static_files import create_static_files_router
+from saq import Worker
 
 from mediasvc import __version__
 from mediasvc.api.assets import AssetController
@@ -42,6 +43,7 @@ from mediasvc.queue import create_queue
 from mediasvc.services import Services, provide_services
 from mediasvc.settings import Settings, ensure_secret_key, load_settings
 from mediasvc.tables import CORE_TABLES
+from mediasvc.worker_options import worker_options
 
 log = logging.getLogger("mediasvc.app")
 
@@ -141,12 +143,8 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
 
 
 async def _start_in_app_worker(services: Services) -> asyncio.Task[None]:
-    from saq import Worker
-
-    from mediasvc.jobs.worker import worker_settings
-
-    options = worker_settings(services.settings, queue=services.queue, host=services.host,
-                              metrics=services.metrics, engine=services.engine, storage=services.storage)
+    options = worker_options(services.settings, services.host, services.queue, services.metrics,
+                             engine=services.engine, storage=services.storage)
     services.worker = Worker(**options)
     services.worker.SIGNALS = []  # the server owns SIGINT/SIGTERM; SAQ would take them over and stop only itself
     log.info("worker running inside the API process")

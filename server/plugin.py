@@ -11,7 +11,9 @@ Names load on first use (PEP 562), so importing this module costs nothing until 
 - **Contracts** a hook returns or receives: ``Processor`` (returns a ``ProcessorResult``), ``ProcessorContext``,
   ``RenditionOut``, ``EventOut``, ``StorageBackend``, ``ObjectInfo``, ``EventSink``, ``Event``, ``SinkError``,
   ``ModelSpec``, ``TranscriptionEngine``, ``Transcription``, ``TranscriptSegment``, ``Analyzer``,
-  ``AnalysisResult``, ``Finding``, ``Box``, ``Panel``, ``MenuLink``.
+  ``AnalysisResult``, ``Finding``, ``Box``, ``Panel``, ``MenuLink``; media tools: ``MediaProber``, ``MediaInfo``,
+  ``MediaUnreadable``, ``ChunkJoiner``, ``JoinPart``, ``JoinResult``, ``JoinError``, and ``sniff`` / ``Sniffed`` / ``SNIFF_BYTES``
+  (a file's type from its first bytes, never its name).
 - **Errors** a plugin raises (mapped to the one JSON error format): ``MediaServiceError`` and its subclasses,
   ``PermanentProcessingError`` (fail a step without retrying), ``ConfigurationError`` (fail start-up, naming the
   culprit), ``ModelMissing``.
@@ -23,6 +25,8 @@ Names load on first use (PEP 562), so importing this module costs nothing until 
   ``Chunk``, ``Tenant``, ``Transcript``), and for routes and dashboard panels: ``api_key_guard``, ``Principal``,
   ``PrincipalDep``, ``Services``, ``ServicesDep``, ``get_asset_row``, ``get_session_row``, ``encode_cursor``,
   ``decode_cursor``, ``render``, ``operator_guard``, ``operator_of``, ``LoginRequired``, ``login_redirect``.
+- **Queue**: ``create_queue`` (a queue from settings, for code that has none in hand, e.g. an event sink that
+  enqueues jobs: connect it, pass it to ``enqueue``, disconnect it).
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ _EXPORTS: dict[str, str] = {
     "schedule_steps": "mediasvc.plugin_services",
     "PluginHost": "mediasvc.plugins",
     "enqueue": "mediasvc.plugin_services",
-    "serve_url": "mediasvc.api.media",
+    "serve_url": "mediasvc.media_urls",
     "sign_path": "mediasvc.signing",
     "local_file": "mediasvc.storage_files",
     "bind_tables": "mediasvc.database",
@@ -69,7 +73,7 @@ _EXPORTS: dict[str, str] = {
     "Services": "mediasvc.services",
     "ServicesDep": "mediasvc.services",
     "get_asset_row": "mediasvc.api.assets",
-    "get_session_row": "mediasvc.api.sessions",
+    "get_session_row": "mediasvc.api.sessions_rows",
     "encode_cursor": "mediasvc.pagination",
     "decode_cursor": "mediasvc.pagination",
     # dashboard
@@ -78,6 +82,15 @@ _EXPORTS: dict[str, str] = {
     "LoginRequired": "mediasvc.dashboard.auth",
     "operator_of": "mediasvc.dashboard.views_assets",
     "login_redirect": "mediasvc.dashboard.views_auth",
+    # queue
+    "create_queue": "mediasvc.queue",
+    # media tools
+    **dict.fromkeys(("ChunkJoiner", "JoinError", "JoinPart", "JoinResult", "MediaInfo", "MediaProber",
+                     "MediaUnreadable"), "mediasvc.contracts"),
+    "sniff": "mediasvc.ingest.validation",
+    "SNIFF_BYTES": "mediasvc.ingest.validation",
+    "Sniffed": "mediasvc.ingest.validation",
+    "ModelFile": "mediasvc.contracts",  # a pinned official file of a ModelSpec's download
 }
 
 __all__ = ["API_VERSION", *_EXPORTS]
@@ -98,8 +111,8 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # the same names, for type checkers and editors
     from mediasvc.api.assets import get_asset_row
-    from mediasvc.api.media import serve_url
-    from mediasvc.api.sessions import get_session_row
+    from mediasvc.media_urls import serve_url
+    from mediasvc.api.sessions_rows import get_session_row
     from mediasvc.auth import Principal, PrincipalDep, api_key_guard
     from mediasvc.contracts import (
         AnalysisResult, Analyzer, Box, Event, EventOut, EventSink, Finding, MenuLink, ModelSpec, ObjectInfo, Panel,
@@ -120,8 +133,14 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from mediasvc.pagination import decode_cursor, encode_cursor
     from mediasvc.plugin_services import emit_event, enqueue, kick_events, plugin_section, schedule_steps
     from mediasvc.plugins import PluginHost
+    from mediasvc.queue import create_queue
     from mediasvc.services import Services, ServicesDep
     from mediasvc.settings import Settings, StorageSettings
     from mediasvc.signing import sign_path
     from mediasvc.storage_files import local_file
     from mediasvc.tables import Asset, Chunk, ProcessingJob, RecordingSession, Rendition, Tenant, Transcript
+    from mediasvc.contracts import (
+        ChunkJoiner, JoinError, JoinPart, JoinResult, MediaInfo, MediaProber, MediaUnreadable,
+    )
+    from mediasvc.ingest.validation import SNIFF_BYTES, Sniffed, sniff
+    from mediasvc.contracts import ModelFile

@@ -18,11 +18,21 @@ import pluggy
 
 from mediasvc import hookspecs
 from mediasvc.errors import ConfigurationError
+from mediasvc.profiles import missing_step_message
 
 if TYPE_CHECKING:
     from saq import CronJob
 
-    from mediasvc.contracts import Analyzer, EventSink, ModelSpec, Processor, StorageBackend, TranscriptionEngine
+    from mediasvc.contracts import (
+        Analyzer,
+        ChunkJoiner,
+        EventSink,
+        MediaProber,
+        ModelSpec,
+        Processor,
+        StorageBackend,
+        TranscriptionEngine,
+    )
     from mediasvc.settings import Settings
 
 ENTRY_POINT_GROUP = "mediasvc"
@@ -98,13 +108,23 @@ class PluginHost:
         self.jobs  # noqa: B018
         self.transcription_engines  # noqa: B018
         self.analyzers  # noqa: B018
-        missing = sorted(
-            {f"{profile}:{step}" for profile, p in self.settings.profiles.items() for step in p.steps}
-            - {f"{profile}:{step}" for profile, p in self.settings.profiles.items() for step in p.steps
-               if step in self.processors}
-        )
-        if missing:
-            log.warning("profile steps without an installed processor (they will be skipped): %s", missing)
+        self.media_probers  # noqa: B018
+        self.chunk_joiners  # noqa: B018
+        self.check_profile_steps()
+
+    def check_profile_steps(self) -> None:
+        """A profile step no installed plugin provides fails start-up, naming the extra to install, unless the
+        profile lists it in ``optional_steps`` (then it is skipped; the defaults mark ``transcribe`` so)."""
+        skipped = []
+        for name, profile in self.settings.profiles.items():
+            for step in profile.steps:
+                if step in self.processors:
+                    continue
+                if step not in profile.optional_steps:
+                    raise ConfigurationError(missing_step_message(name, step, sorted(self.processors)))
+                skipped.append(f"{name}:{step}")
+        if skipped:
+            log.info("optional profile steps without an installed plugin (skipped): %s", sorted(skipped))
 
     @cached_property
     def plugin_settings(self) -> dict[str, Any]:
@@ -185,6 +205,32 @@ class PluginHost:
     @cached_property
     def analyzers(self) -> dict[str, Analyzer]:
         return _unique("analyzer", _flatten(self.hook.register_analyzers(settings=self.settings)))
+
+    @cached_property
+    def media_probers(self) -> dict[str, MediaProber]:
+        """Probers in hook-call order (a plugin registered later, or ``tryfirst``, comes first)."""
+        return _unique("media prober", _flatten(self.hook.register_media_probers(settings=self.settings)))
+
+    def media_prober(self, content_type: str) -> MediaProber | None:
+        """The first prober that reads ``content_type``, or None when no installed plugin does."""
+        return next((p for p in self.media_probers.values() if content_type in p.content_types), None)
+
+    @cached_property
+    def chunk_joiners(self) -> dict[str, ChunkJoiner]:
+        return _unique("chunk joiner", _flatten(self.hook.register_chunk_joiners(settings=self.settings)))
+
+    @property
+    def chunk_joiner(self) -> ChunkJoiner | None:
+        """The joiner the ``sessions.join`` job uses (the first in hook-call order), or None."""
+        return next(iter(self.chunk_joiners.values()), None)
+
+    @cached_property
+    def event_types(self) -> list[str]:
+        """The core's event types, then those plugins declare (sorted, each once): the dashboard's event filter."""
+        from mediasvc.events import EVENT_TYPES
+
+        declared = {t for t in _flatten(self.hook.register_event_types()) if t not in EVENT_TYPES}
+        return [*EVENT_TYPES, *sorted(declared)]
 
     @cached_property
     def cron_jobs(self) -> list[CronJob]:

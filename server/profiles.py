@@ -18,6 +18,8 @@ class Profile(msgspec.Struct, forbid_unknown_fields=True):
     max_bytes: int
     bucket: str
     steps: list[str] = []  # processor names, run in this order
+    # steps that are skipped when no installed plugin provides them; any other missing step fails start-up
+    optional_steps: list[str] = []
     public: bool = False  # playback without a token
     description: str = ""
     # days after upload when a ready asset's original is deleted (renditions stay); None keeps it forever
@@ -25,6 +27,22 @@ class Profile(msgspec.Struct, forbid_unknown_fields=True):
 
     def allows_format(self, extension: str) -> bool:
         return extension.lower().lstrip(".") in self.formats
+
+
+# Which extra installs the plugin behind a built-in step (for the start-up error a missing step gets).
+STEP_EXTRAS: dict[str, str] = {
+    **dict.fromkeys(("probe", "mp4", "hls", "thumbnail", "audio"), "mediasvc-video"),
+    **dict.fromkeys(("image", "pdf_thumbnail"), "mediasvc-images"),
+    "transcribe": "mediasvc[transcription]",
+    "analyze": "mediasvc[analysis]",
+}
+
+
+def missing_step_message(profile: str, step: str, available: list[str]) -> str:
+    extra = STEP_EXTRAS.get(step)
+    hint = f"install it with: pip install '{extra}'" if extra else "install the plugin that provides it"
+    return (f"Profile {profile!r} runs step {step!r}, but no installed plugin provides it: {hint} "
+            f"(or list it in profiles.{profile}.optional_steps to skip it). Installed steps: {available}")
 
 
 # The interview-platform design: answers recorded as video or audio, images attached to questions, avatars,
@@ -36,6 +54,7 @@ DEFAULT_PROFILES: dict[str, Profile] = {
         max_bytes=500 * MB,
         bucket="video-responses",
         steps=["probe", "mp4", "hls", "thumbnail", "audio", "transcribe"],
+        optional_steps=["transcribe"],  # mediasvc[transcription]
         description="A candidate's recorded video answer.",
     ),
     "audio_response": Profile(
@@ -44,6 +63,7 @@ DEFAULT_PROFILES: dict[str, Profile] = {
         max_bytes=100 * MB,
         bucket="audio-responses",
         steps=["probe", "audio", "transcribe"],
+        optional_steps=["transcribe"],
         description="A candidate's recorded audio answer.",
     ),
     "question_image": Profile(

@@ -76,6 +76,17 @@ class PlaybackSettings(msgspec.Struct, forbid_unknown_fields=True):
     trust_forwarded_for: bool = False  # take the client IP for IP-bound tokens from X-Forwarded-For
 
 
+class ModelsSettings(msgspec.Struct, forbid_unknown_fields=True):
+    """Downloads by ``mediasvc models install`` (files pinned by size and hash in each plugin's ModelSpec).
+    ``base_url`` replaces the official origin: each file is fetched from ``<base_url>/<file name>`` (an
+    air-gapped mirror, a test server); the pins still apply."""
+
+    base_url: str = ""
+    attempts: int = 5  # tries per file (a cut download resumes with a Range request where the server allows)
+    backoff_seconds: float = 1.0  # wait before retry n: backoff_seconds * 2**(n-1), at most 30 s
+    timeout_seconds: float = 60.0  # connect and read timeout
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True):
     data_dir: str = "./data"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/mediasvc"
@@ -90,11 +101,13 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     blocked_plugins: list[str] = []
     trace_hooks: bool = False  # log every hook call (pluggy tracing)
     run_worker_in_app: bool = False  # `mediasvc dev`: the SAQ worker runs inside the API process
+    worker_metrics_port: int = 0  # `mediasvc worker` serves /metrics and /health here (on `host`); 0: off (the image sets 8001)
     max_json_body_bytes: int = 1_048_576
     storage: StorageSettings = msgspec.field(default_factory=StorageSettings)
     queue: QueueSettings = msgspec.field(default_factory=QueueSettings)
     events: EventSettings = msgspec.field(default_factory=EventSettings)
     playback: PlaybackSettings = msgspec.field(default_factory=PlaybackSettings)
+    models: ModelsSettings = msgspec.field(default_factory=ModelsSettings)
     profiles: dict[str, Profile] = msgspec.field(default_factory=lambda: dict(DEFAULT_PROFILES))
     plugins: dict[str, dict[str, Any]] = {}  # per-plugin settings, validated by the plugin's own struct
 
@@ -230,6 +243,12 @@ def _check(settings: Settings) -> None:
             raise SettingsError(f"profiles.{name}.max_bytes: must be positive, got {profile.max_bytes}")
         if not profile.formats:
             raise SettingsError(f"profiles.{name}.formats: a profile must allow at least one format")
+    models = settings.models
+    if models.base_url and not models.base_url.startswith(("https://", "http://")):
+        raise SettingsError(f"{ENV_PREFIX}MODELS__BASE_URL (settings key 'models.base_url'): must be an http(s) "
+                            f"URL, got {models.base_url!r}")
+    if models.attempts < 1:
+        raise SettingsError(f"{ENV_PREFIX}MODELS__ATTEMPTS (settings key 'models.attempts'): must be at least 1")
     playback = settings.playback
     if playback.keys and playback.active_key not in playback.keys:
         raise SettingsError(f"{ENV_PREFIX}PLAYBACK__ACTIVE_KEY (settings key 'playback.active_key'): must be one of "

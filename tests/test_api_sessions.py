@@ -21,7 +21,7 @@ import pytest
 from mediasvc.app import create_app
 from mediasvc.auth import create_api_key
 from mediasvc.ingest.sessions_join import JOIN_JOB, join_session
-from mediasvc.media_probe import open_local, probe_duration
+from mediasvc_video.probe_local import open_local, probe_duration
 from mediasvc.tables import Asset as AssetRow
 from mediasvc.tables import Chunk, RecordingSession
 from mediasvc.tables import Event as EventRow
@@ -611,6 +611,36 @@ async def test_list_filters_and_cursor_pagination(client, auth):
             break
     assert seen == made[::-1]
     assert_envelope(await client.get(f"{API}?cursor=@@@", headers=auth), 400, "bad_request")
+
+
+def settings_without_video(make_settings, **overrides):
+    """The video plugin blocked (no prober, no joiner); its steps made optional so the app still starts."""
+    video_steps = {"probe", "mp4", "hls", "thumbnail", "audio"}
+    profiles = {name: {"optional_steps": sorted(set(p.optional_steps) | (set(p.steps) & video_steps))}
+                for name, p in make_settings().profiles.items()}
+    return make_settings(blocked_plugins=["video"], profiles=profiles, **overrides)
+
+
+async def test_without_a_video_plugin_durations_are_unknown_and_joining_is_refused(make_settings):
+    app = create_app(settings_without_video(make_settings))
+    assert app.state.services.host.media_prober("video/mp4") is None
+    async with serve_in_process(app) as http:
+        key, _ = await create_api_key(f"novideo-{uuid.uuid4().hex[:6]}")
+        auth = {"Authorization": f"Bearer {key}"}
+        sid = (await create_session(http, auth, metadata={"join": True}))["id"]
+        chunk = await upload(http, auth, sid, 0, make_chunk(0))
+        assert chunk.status_code == 201, chunk.text
+        assert chunk.json()["duration_seconds"] is None  # stored, its duration unknown
+        gaps = (await http.get(f"{API}/{sid}/gaps", headers=auth)).json()
+        assert [i["reason"] for i in gaps["inconsistent"]] == ["no_duration"]
+        error = assert_envelope(await http.post(f"{API}/{sid}/complete", headers=auth), 503, "service_unavailable")
+        assert "mediasvc-video" in error["message"]
+        assert (await http.get(f"{API}/{sid}", headers=auth)).json()["status"] == "active"  # nothing changed
+        completed = await http.post(f"{API}/{sid}/complete?join=false", headers=auth)
+        assert completed.status_code == 200 and completed.json()["status"] == "completed"
+        assert await app.state.services.queue.job(f"{JOIN_JOB}:{sid}") is None
+        skipped = await join_session(job_ctx(app), session_id=sid)  # a join queued before the plugin went away
+        assert skipped == {"status": "skipped", "reason": "no chunk joiner installed"}
 
 
 def test_probe_opens_only_local_allowed_media(tmp_path):

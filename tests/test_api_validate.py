@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from litestar import Router
 
 from mediasvc.api.validate import ValidateController
 from mediasvc.app import create_app
-from mediasvc.auth import api_key_guard
+from mediasvc.auth import api_key_guard, create_api_key
 from tests.conftest import serve_in_process
 from tests.test_api_uploads import MP4, PNG, assert_envelope
 
@@ -124,3 +125,14 @@ async def test_bad_requests_get_the_envelope(client, auth):
     assert_envelope(await client.post("/api/v1/validate", content=broken, headers=auth | {
         "Content-Type": "multipart/form-data; boundary=xyz"}), 400, "bad_request")
     assert_envelope(await client.post("/api/v1/validate", files={"file": ("a.mp4", MP4)}), 401, "unauthorized")
+
+
+async def test_without_a_media_prober_the_probe_is_skipped(make_settings):
+    from tests.test_api_sessions import settings_without_video
+
+    app = create_app(settings_without_video(make_settings))
+    async with serve_in_process(app) as http:
+        key, _ = await create_api_key(f"noprobe-{uuid.uuid4().hex[:6]}")
+        report = (await validate(http, {"Authorization": f"Bearer {key}"}, MP4, "answer.mp4")).json()
+    assert (report["ok"], report["sniffed_type"], report["probe"]) == (True, "video/mp4", None)
+    assert nothing_left(app)  # nothing was spooled

@@ -298,6 +298,8 @@ async def test_events_page_and_admin_redelivery(dash: httpx.AsyncClient):
     viewer_csrf = await sign_in(viewer, await make_operator("viewer", tenant=tenant))
     page = await viewer.get("/dashboard/events")
     assert "webhook:billing" in page.text and "HTTP 500 from receiver" in page.text and "Redeliver" not in page.text
+    # the type filter: the core's types and those plugins declare (register_event_types)
+    assert all(f"<option>{t}</option>" in page.text for t in ("media.processed", "rendition.ready"))
     url = f"/dashboard/events/deliveries/{delivery.id}/redeliver"
     assert (await viewer.post(url, headers={"X-CSRF-Token": viewer_csrf})).status_code == 403
     csrf = await sign_in(dash, await make_operator("admin", tenant=tenant))

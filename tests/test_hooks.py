@@ -12,7 +12,18 @@ from saq import CronJob
 
 from mediasvc.jobs.worker import worker_settings
 from mediasvc.app import create_app
-from mediasvc.contracts import AnalysisResult, Finding, MenuLink, ModelSpec, Panel, Transcription
+from mediasvc.contracts import (
+    AnalysisResult,
+    Finding,
+    JoinPart,
+    JoinResult,
+    MediaInfo,
+    MediaUnreadable,
+    MenuLink,
+    ModelSpec,
+    Panel,
+    Transcription,
+)
 from mediasvc.errors import ConfigurationError
 from mediasvc.hookspecs import hookimpl
 from mediasvc.plugins import PluginHost
@@ -139,6 +150,38 @@ class PluginWithEverything:
         return [Size()]
 
     @hookimpl
+    def register_media_probers(self, settings):
+        class TextProber:
+            name = "text"
+            content_types = frozenset({"text/plain"})
+
+            def duration(self, path):
+                return float(len(path.read_text().split()))  # a second per word
+
+            def describe(self, path, content_type):
+                words = path.read_text().split()
+                if not words:
+                    raise MediaUnreadable("no words")
+                return MediaInfo(format="words", duration_seconds=float(len(words)), bit_rate=None, streams=[])
+
+        return [TextProber()]
+
+    @hookimpl
+    def register_chunk_joiners(self, settings):
+        class Concatenate:
+            name = "concatenate"
+
+            def join(self, parts, out_path, extension, *, kind):
+                out_path.write_bytes(b"".join(part.path.read_bytes() for part in parts))
+                return JoinResult(mode="concatenate", duration=0.0, parts=len(parts), extension=extension)
+
+        return [Concatenate()]
+
+    @hookimpl
+    def register_event_types(self):
+        return ["scratch.happened", "media.uploaded"]  # a core type declared again is listed once
+
+    @hookimpl
     def startup(self, app):
         async def started():
             self.calls.append(f"startup:{app is not None}")
@@ -263,4 +306,47 @@ def test_duplicate_analyzer_names_fail_at_startup(settings):
 
     host = PluginHost(settings, [PluginWithEverything(), Twice()])
     with pytest.raises(ConfigurationError, match="Duplicate analyzer name 'size'"):
+        host.validate()
+
+
+def test_hook_register_media_probers(settings, tmp_path):
+    host = host_with(settings)
+    prober = host.media_prober("text/plain")
+    assert prober is host.media_probers["text"]
+    (tmp_path / "a.txt").write_text("three small words")
+    assert prober.duration(tmp_path / "a.txt") == 3.0
+    assert prober.describe(tmp_path / "a.txt", "text/plain").format == "words"
+    assert host.media_prober("video/mp4") is host.media_probers["pyav"]  # the video plugin's
+    assert host.media_prober("application/pdf") is None
+
+
+def test_hook_register_chunk_joiners(settings, tmp_path):
+    host = PluginHost(settings, [PluginWithEverything()])
+    assert set(host.chunk_joiners) == {"concatenate", "pyav"}
+    assert host.chunk_joiner is host.chunk_joiners["concatenate"]  # registered last, called first
+    parts = []
+    for n in range(2):
+        (tmp_path / f"{n}.bin").write_bytes(bytes([n]) * 3)
+        parts.append(JoinPart(path=tmp_path / f"{n}.bin"))
+    result = host.chunk_joiner.join(parts, tmp_path / "out.bin", "bin", kind="audio")
+    assert (result.parts, (tmp_path / "out.bin").read_bytes()) == (2, b"\x00\x00\x00\x01\x01\x01")
+
+
+def test_hook_register_event_types(settings):
+    from mediasvc.events import EVENT_TYPES
+
+    types = host_with(settings).event_types
+    assert types[:len(EVENT_TYPES)] == list(EVENT_TYPES)  # the core's own first
+    assert {"scratch.happened", "rendition.ready"} <= set(types[len(EVENT_TYPES):])  # then the plugins'
+    assert len(types) == len(set(types))
+
+
+def test_duplicate_media_prober_names_fail_at_startup(settings):
+    class Twice:
+        @hookimpl
+        def register_media_probers(self, settings):
+            return PluginWithEverything().register_media_probers(settings)
+
+    host = PluginHost(settings, [PluginWithEverything(), Twice()])
+    with pytest.raises(ConfigurationError, match="Duplicate media prober name 'text'"):
         host.validate()

@@ -21,6 +21,7 @@ from mediasvc.processing import PermanentProcessingError
 from mediasvc.profiles import Profile
 from mediasvc.settings import SettingsError, load_settings
 from mediasvc.tables import Asset, Event, RecordingSession, Rendition, Upload
+from mediasvc.testing import make_context
 from tests.conftest import serve_in_process
 
 VIDEO = {"kind": "video", "formats": ["mp4"], "max_bytes": 10_000_000, "bucket": "clips"}
@@ -108,14 +109,10 @@ async def test_originals_are_deleted_after_retention_only_for_ready_assets(servi
 async def test_a_processor_refuses_an_original_deleted_by_retention():
     from mediasvc_video.media import local_input
 
-    class Ctx:
-        def __init__(self) -> None:
-            self.storage = None  # never reached: the refusal comes first
-            self.asset = {"storage_key": "lc/video/x/original.mp4",
-                          "metadata": {"original_deleted_at": "2026-01-01T00:00:00+00:00"}}
-
+    ctx = await make_context(b"", kind="video", extension="mp4",
+                             metadata={"original_deleted_at": "2026-01-01T00:00:00+00:00"})
     with pytest.raises(PermanentProcessingError, match="retention"):  # permanent: no retries on a missing file
-        async with local_input(Ctx()):
+        async with local_input(ctx):
             pass
 
 

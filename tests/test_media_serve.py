@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from mediasvc.api.media import serve_url
+from mediasvc.media_urls import serve_url
 from mediasvc.app import create_app
 from mediasvc.tables import Asset
 from tests.conftest import serve_in_process

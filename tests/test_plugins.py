@@ -15,7 +15,7 @@ def test_sample_plugin_is_discovered_by_entry_point(settings, sample_plugin_inst
     infos = {info.name: info for info in host.plugin_infos()}
     assert infos["sample"].version == "0.3.1"
     assert infos["sample"].source == "mediasvc-sample"
-    assert infos["sample"].hooks == ["register_processors"]
+    assert infos["sample"].hooks == ["asset_panels", "register_processors"]
     assert "sample_checksum" in host.processors
     assert {"storage", "webhooks", "logsink"} <= set(infos)
 
@@ -107,3 +107,20 @@ def test_bad_webhook_settings_fail_naming_the_key(make_settings):
     settings = make_settings(plugins={"webhooks": {"targets": [{"name": "x", "url": "ftp://nope", "secret": "s"}]}})
     with pytest.raises(ConfigurationError, match=r"plugins\.webhooks\.targets\[0\]\.url"):
         PluginHost(settings).validate()
+
+
+def test_a_profile_step_without_its_plugin_fails_start_up_naming_the_extra(make_settings):
+    strict = make_settings(blocked_plugins=["transcription"],
+                           profiles={"lecture": {"kind": "audio", "formats": ["wav"], "max_bytes": 1000,
+                                                 "bucket": "lectures", "steps": ["probe", "transcribe"]}})
+    with pytest.raises(ConfigurationError) as excinfo:
+        PluginHost(strict).validate()
+    message = str(excinfo.value)
+    assert "'lecture'" in message and "'transcribe'" in message and "pip install 'mediasvc[transcription]'" in message
+
+
+def test_default_profiles_start_without_optional_plugins(make_settings):
+    """A core-only deployment: the default profiles' transcribe step is optional, so start-up succeeds."""
+    host = PluginHost(make_settings(blocked_plugins=["transcription"]))
+    host.validate()
+    assert "transcribe" not in host.processors and "transcribe" in host.settings.profiles["video_response"].steps

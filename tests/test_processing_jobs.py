@@ -84,7 +84,8 @@ async def worker_app(make_settings):
         "queue.name": f"proc-{uuid.uuid4().hex[:8]}",
         "queue.default_retries": 3,
         "profiles": {
-            "doc_ok": {**PROFILE, "steps": ["write_thumb", "flaky", "sample_checksum", "not_installed"]},
+            "doc_ok": {**PROFILE, "steps": ["write_thumb", "flaky", "sample_checksum", "not_installed"],
+                       "optional_steps": ["not_installed"]},
             "doc_bad": {**PROFILE, "steps": ["write_thumb", "corrupt", "flaky"]},
         },
     })

@@ -11,7 +11,6 @@ import time
 import uuid
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import av
 import pytest
@@ -26,9 +25,11 @@ from mediasvc_video.hls_ladder import (
 )
 from PIL import Image, ImageDraw
 
+from mediasvc.plugin import ProcessorResult
 from mediasvc.plugins import PluginHost
 from mediasvc.processing import PermanentProcessingError
 from mediasvc.settings import load_settings
+from mediasvc.testing import KitContext, make_context
 
 FPS = 25
 
@@ -68,23 +69,6 @@ def make_source(path: Path, *, seconds: float, width: int, height: int, audio: b
     return path
 
 
-class Ctx:
-    def __init__(self, settings: Any, storage: Any, key: str) -> None:
-        self.asset_id = uuid.uuid4()
-        self.asset = {"id": self.asset_id, "storage_key": key, "kind": "video", "metadata": {}}
-        self.settings = settings
-        self.storage = storage
-        self.reported: list[float] = []
-        self.events: list[tuple[str, dict[str, Any], set[str]]] = []  # (type, data, keys stored at that moment)
-
-    async def progress(self, percent: float, message: str = "") -> None:
-        self.reported.append(percent)
-
-    async def emit(self, event_type: str, data: dict[str, Any]) -> None:
-        folder = self.asset["storage_key"].rsplit("/", 1)[0]
-        self.events.append((event_type, data, {o.key async for o in self.storage.list(folder + "/hls/")}))
-
-
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("hls-src")
@@ -95,28 +79,20 @@ def sources(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture
-async def make_ctx(tmp_path):
-    made = []
-
-    async def make(source: Path) -> Ctx:
+def make_ctx(tmp_path):
+    async def make(source: Path) -> KitContext:
         settings = load_settings(env={}, data_dir=str(tmp_path / "data"), secret_key="x",
                                  **{"storage.backend": "local"})
-        storage = PluginHost(settings).create_storage()
-        made.append(storage)
-        key = f"t1/video/{uuid.uuid4()}/original.mp4"
-        await storage.put(key, source.read_bytes())
-        return Ctx(settings, storage, key)
+        return await make_context(source, kind="video", settings=settings)
 
-    yield make
-    for storage in made:
-        await storage.close()
+    return make
 
 
-async def text(ctx: Ctx, key: str) -> str:
+async def text(ctx: KitContext, key: str) -> str:
     return (await ctx.storage.get_bytes(key)).decode()
 
 
-async def keys_under(ctx: Ctx, prefix: str) -> set[str]:
+async def keys_under(ctx: KitContext, prefix: str) -> set[str]:
     return {o.key async for o in ctx.storage.list(prefix)}
 
 
@@ -165,12 +141,13 @@ def test_playlist_helpers():
 async def test_hls_ladder_from_a_720p_source(make_ctx, sources, tmp_path):
     ctx = await make_ctx(sources["720p"])
     started = time.perf_counter()
-    out = await HlsProcessor().run(ctx)
+    result = await HlsProcessor().run(ctx)
     elapsed = time.perf_counter() - started
     print(f"\n9 s 1280x720 @25 fps through the hls ladder: {elapsed:.2f} s wall")
 
     folder = ctx.asset["storage_key"].rsplit("/", 1)[0]
-    master_row, *rungs = out
+    assert isinstance(result, ProcessorResult) and result.metadata == {} and result.events == []
+    master_row, *rungs = result.renditions
     assert (master_row.kind, master_row.name, master_row.storage_key) == ("hls", "master",
                                                                           f"{folder}/hls/master.m3u8")
     assert master_row.metadata["rungs"] == ["360p", "480p", "720p"]
@@ -226,8 +203,8 @@ async def test_hls_ladder_from_a_720p_source(make_ctx, sources, tmp_path):
     assert master_row.storage_key not in first_stored and rungs[-1].storage_key not in first_stored
 
     # progress went through intermediate values, in order, and ended at 100
-    middle = [p for p in ctx.reported if 0 < p < 95]
-    assert middle and ctx.reported == sorted(ctx.reported) and ctx.reported[-1] == 100
+    middle = [p for p in ctx.progress_seen if 0 < p < 95]
+    assert middle and ctx.progress_seen == sorted(ctx.progress_seen) and ctx.progress_seen[-1] == 100
     assert await keys_under(ctx, f"{folder}/hls/") == {
         f"{folder}/hls/master.m3u8",
         *(f"{folder}/hls/{r.name}/index.m3u8" for r in rungs),
@@ -241,7 +218,7 @@ async def test_small_source_gets_one_rung_and_a_rerun_leaves_no_stale_files(make
     stale = {f"{folder}/hls/240p/seg_007.ts", f"{folder}/hls/720p/index.m3u8", f"{folder}/hls/720p/seg_000.ts"}
     for key in stale:
         await ctx.storage.put(key, b"old")
-    out = await HlsProcessor().run(ctx)
+    out = (await HlsProcessor().run(ctx)).renditions
     assert [(r.name, r.width, r.height) for r in out] == [("master", 320, 240), ("240p", 320, 240)]
     variants = parse_master_playlist(await text(ctx, out[0].storage_key))
     assert [(v["URI"], v["RESOLUTION"]) for v in variants] == [("240p/index.m3u8", "320x240")]
@@ -253,7 +230,7 @@ async def test_small_source_gets_one_rung_and_a_rerun_leaves_no_stale_files(make
     frames, sizes, _ = decode_rung(blob, tmp_path / "240p.ts")
     assert abs(frames - 3 * FPS) <= 2 and sizes == {(320, 240)}
 
-    again = await HlsProcessor().run(ctx)  # same keys, nothing added
+    again = (await HlsProcessor().run(ctx)).renditions  # same keys, nothing added
     assert [r.storage_key for r in again] == [r.storage_key for r in out]
     assert await keys_under(ctx, f"{folder}/hls/") == expected
 
@@ -262,7 +239,7 @@ async def test_a_rerun_keeps_the_subtitles_another_step_added(make_ctx, sources)
     """transcribe adds a SUBTITLES group to the master; running hls again must not drop it or its files."""
     ctx = await make_ctx(sources["240p"])
     folder = ctx.asset["storage_key"].rsplit("/", 1)[0]
-    out = await HlsProcessor().run(ctx)
+    out = (await HlsProcessor().run(ctx)).renditions
     media = '#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="English",LANGUAGE="en",URI="subtitles/en.m3u8"'
     master = (await text(ctx, out[0].storage_key)).replace("#EXT-X-STREAM-INF:", media + "\n#EXT-X-STREAM-INF:")
     master = master.replace("\n240p/index.m3u8", ',SUBTITLES="subs"\n240p/index.m3u8')
@@ -270,7 +247,7 @@ async def test_a_rerun_keeps_the_subtitles_another_step_added(make_ctx, sources)
     for name in ("en.m3u8", "en.vtt"):
         await ctx.storage.put(f"{folder}/hls/subtitles/{name}", b"WEBVTT")
 
-    again = await HlsProcessor().run(ctx)
+    again = (await HlsProcessor().run(ctx)).renditions
     rewritten = await text(ctx, again[0].storage_key)
     assert media in rewritten and rewritten.index(media) < rewritten.index("#EXT-X-STREAM-INF")
     variants = parse_master_playlist(rewritten)
@@ -281,7 +258,7 @@ async def test_a_rerun_keeps_the_subtitles_another_step_added(make_ctx, sources)
 
 async def test_rotated_source_without_audio(make_ctx, sources, tmp_path):
     ctx = await make_ctx(sources["rotated"])  # 640x480 shown as 480x640 (portrait)
-    master, *rungs = await HlsProcessor().run(ctx)
+    master, *rungs = (await HlsProcessor().run(ctx)).renditions
     assert [(r.name, r.width, r.height) for r in rungs] == [("360p", 360, 480), ("480p", 480, 640)]
     variants = parse_master_playlist(await text(ctx, master.storage_key))
     assert [v["RESOLUTION"] for v in variants] == ["360x480", "480x640"]

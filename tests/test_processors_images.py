@@ -18,42 +18,27 @@ from mediasvc_images.images import ImageProcessor
 from mediasvc_images.pdf import PdfThumbnailProcessor
 from PIL import ExifTags, Image
 
-from mediasvc.plugins import PluginHost
+from mediasvc.plugin import ProcessorResult
 from mediasvc.processing import PermanentProcessingError
 from mediasvc.settings import load_settings
+from mediasvc.testing import make_context
 
 BASE83 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#$%*+,-.:;=?@[]^_{|}~"
 
 
-class Ctx:
-    """The smallest ProcessorContext: an asset dict, settings, a real storage backend, recorded progress."""
-
-    def __init__(self, settings, storage, key: str, profile: str, kind: str = "image") -> None:
-        self.asset_id = uuid.uuid4()
-        self.asset: dict[str, Any] = {"id": self.asset_id, "storage_key": key, "profile": profile, "kind": kind,
-                                      "metadata": {}}
-        self.settings = settings
-        self.storage = storage
-        self.progress_seen: list[float] = []
-
-    async def progress(self, percent: float, message: str = "") -> None:
-        self.progress_seen.append(percent)
-
-
 def make_env(tmp_path: Path, backend: str = "local", **plugin_opts: Any):
-    settings = load_settings(env={}, data_dir=str(tmp_path), secret_key="k", **{"storage.backend": backend},
-                             plugins={"images": plugin_opts} if plugin_opts else {})
-    return settings, PluginHost(settings).create_storage()
+    return load_settings(env={}, data_dir=str(tmp_path), secret_key="k", **{"storage.backend": backend},
+                         plugins={"images": plugin_opts} if plugin_opts else {})
 
 
 async def run_image(tmp_path: Path, data: bytes, ext: str, profile: str, backend: str = "local", **opts):
-    settings, storage = make_env(tmp_path, backend, **opts)
-    key = f"t1/image/{uuid.uuid4()}/original.{ext}"
-    await storage.put(key, data)
-    ctx = Ctx(settings, storage, key, profile)
-    outs = await ImageProcessor().run(ctx)
-    files = {o.name: await storage.get_bytes(o.storage_key) for o in outs}
-    return ctx, {o.name: o for o in outs}, files
+    ctx = await make_context(data, kind="image", profile=profile, extension=ext,
+                             settings=make_env(tmp_path, backend, **opts))
+    storage = ctx.storage
+    result = await ImageProcessor().run(ctx)
+    assert isinstance(result, ProcessorResult) and ctx.asset["metadata"] == {}  # reported, not written
+    files = {o.name: await storage.get_bytes(o.storage_key) for o in result.renditions}
+    return ctx, {o.name: o for o in result.renditions}, files, result.metadata
 
 
 # --- generated media -----------------------------------------------------------------------------------------
@@ -128,7 +113,7 @@ async def test_question_image_from_an_oriented_12mp_jpeg(tmp_path):
     with Image.open(io.BytesIO(source)) as im:  # the source really carries orientation 6 and GPS
         assert im.size == (4000, 3000) and im.getexif()[ExifTags.Base.Orientation] == 6
         assert im.getexif().get_ifd(ExifTags.IFD.GPSInfo)
-    ctx, outs, files = await run_image(tmp_path, source, "jpg", "question_image")
+    ctx, outs, files, meta = await run_image(tmp_path, source, "jpg", "question_image")
     # orientation 6: the 4000x3000 landscape is a 3000x4000 portrait
     assert {n: (o.width, o.height) for n, o in outs.items()} == {
         "display": (810, 1080), "thumbnail": (150, 150), "medium": (450, 600), "large": (900, 1200)}
@@ -146,14 +131,14 @@ async def test_question_image_from_an_oriented_12mp_jpeg(tmp_path):
         assert r > 200 and g < 60 and b < 60
         r, g, b = rgb.getpixel((40, 40))
         assert not (r > 200 and g < 60)
-    meta = ctx.asset["metadata"]
     assert (meta["width"], meta["height"]) == (3000, 4000)
     assert_blurhash(meta["blurhash"])
     assert ctx.progress_seen[-1] == 100
 
 
 async def test_avatar_is_a_256_jpeg_crop_and_a_150_webp(tmp_path):
-    ctx, outs, files = await run_image(tmp_path, jpeg_with_exif(1600, 900, orientation=1), "jpg", "avatar")
+    source = jpeg_with_exif(1600, 900, orientation=1)
+    _, outs, files, meta = await run_image(tmp_path, source, "jpg", "avatar")
     assert {n: (o.width, o.height, o.content_type) for n, o in outs.items()} == {
         "avatar": (256, 256, "image/jpeg"), "thumbnail": (150, 150, "image/webp")}
     assert outs["avatar"].storage_key.endswith("/avatar.jpg")
@@ -161,26 +146,26 @@ async def test_avatar_is_a_256_jpeg_crop_and_a_150_webp(tmp_path):
         assert im.format == "JPEG" and im.mode == "RGB"
     for data in files.values():
         assert_no_exif(data)
-    assert (ctx.asset["metadata"]["width"], ctx.asset["metadata"]["height"]) == (1600, 900)
+    assert (meta["width"], meta["height"]) == (1600, 900)
 
 
 async def test_png_with_alpha_keeps_alpha_and_is_not_upscaled(tmp_path):
     img = photo(800, 500).convert("RGBA")
     img.putalpha(Image.linear_gradient("L").resize((800, 500)))
-    ctx, outs, files = await run_image(tmp_path, png_bytes(img), "png", "some_other_profile")
+    _, outs, files, meta = await run_image(tmp_path, png_bytes(img), "png", "some_other_profile")
     assert {n: (o.width, o.height) for n, o in outs.items()} == {
         "thumbnail": (150, 150), "medium": (600, 375), "large": (800, 500)}  # 1200 fit would upscale: kept
     with Image.open(io.BytesIO(files["large"])) as im:
         assert im.format == "WEBP" and im.mode == "RGBA"
-    assert_blurhash(ctx.asset["metadata"]["blurhash"])
+    assert_blurhash(meta["blurhash"])
 
 
 async def test_small_images_are_never_upscaled(tmp_path):
     small = png_bytes(photo(100, 80))
-    _, outs, _ = await run_image(tmp_path, small, "png", "question_image")
+    _, outs, _, _ = await run_image(tmp_path, small, "png", "question_image")
     assert {n: (o.width, o.height) for n, o in outs.items()} == {
         "display": (100, 80), "thumbnail": (80, 80), "medium": (100, 80), "large": (100, 80)}
-    _, outs, _ = await run_image(tmp_path, small, "png", "avatar")
+    _, outs, _, _ = await run_image(tmp_path, small, "png", "avatar")
     assert {n: (o.width, o.height) for n, o in outs.items()} == {"avatar": (80, 80), "thumbnail": (80, 80)}
 
 
@@ -188,19 +173,20 @@ async def test_animated_gif_uses_the_first_frame(tmp_path):
     frames = [Image.new("RGB", (300, 200), c) for c in ((255, 0, 0), (0, 0, 255), (0, 255, 0))]
     buf = io.BytesIO()
     frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
-    ctx, outs, files = await run_image(tmp_path, buf.getvalue(), "gif", "question_image")
+    _, outs, files, meta = await run_image(tmp_path, buf.getvalue(), "gif", "question_image")
     assert (outs["large"].width, outs["large"].height) == (300, 200)
     with Image.open(io.BytesIO(files["large"])) as im:
         assert getattr(im, "n_frames", 1) == 1
         r, g, b = im.convert("RGB").getpixel((150, 100))
         assert r > 200 and g < 50 and b < 50  # red: frame 0
-    assert ctx.asset["metadata"]["image"] == {"format": "GIF", "frames": 3}
+    assert meta["image"] == {"format": "GIF", "frames": 3}
 
 
 async def test_avif_option_and_non_local_storage(tmp_path):
     """With `avif` on, `large` is also written as AVIF; a backend without local files is streamed to a temp file."""
     source = png_bytes(photo(1500, 1000))
-    _, outs, files = await run_image(tmp_path, source, "png", "question_image", backend="memory", avif=True)
+    _, outs, files, _ = await run_image(tmp_path, source, "png", "question_image", backend="memory",
+                                        avif=True)
     assert outs["large_avif"].content_type == "image/avif"
     assert outs["large_avif"].storage_key.endswith("/large.avif")
     with Image.open(io.BytesIO(files["large_avif"])) as im:
@@ -240,7 +226,7 @@ async def test_srgb_icc_profile_is_kept_and_exif_dropped(tmp_path):
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     buf = io.BytesIO()
     photo(900, 600).save(buf, "JPEG", icc_profile=icc, exif=Image.Exif())
-    _, _, files = await run_image(tmp_path, buf.getvalue(), "jpg", "avatar")
+    _, _, files, _ = await run_image(tmp_path, buf.getvalue(), "jpg", "avatar")
     with Image.open(io.BytesIO(files["avatar"])) as im:
         assert im.info.get("icc_profile") == icc
 
@@ -249,7 +235,7 @@ async def test_pixel_limit_comes_from_settings(tmp_path):
     source = png_bytes(photo(1000, 1000))  # 1 MP
     with pytest.raises(PermanentProcessingError, match="too large|more than the limit"):
         await run_image(tmp_path, source, "png", "question_image", max_pixels=500_000)
-    _, outs, _ = await run_image(tmp_path, source, "png", "question_image", max_pixels=2_000_000)
+    _, outs, _, _ = await run_image(tmp_path, source, "png", "question_image", max_pixels=2_000_000)
     assert outs["large"].width == 1000
 
 
@@ -257,12 +243,14 @@ async def test_pixel_limit_comes_from_settings(tmp_path):
 
 
 async def run_pdf(tmp_path: Path, data: bytes, **opts):
-    settings, storage = make_env(tmp_path, **opts)
-    key = f"t1/document/{uuid.uuid4()}/original.pdf"
-    await storage.put(key, data)
-    ctx = Ctx(settings, storage, key, "interview_attachment", kind="document")
-    outs = await PdfThumbnailProcessor().run(ctx)
-    return ctx, {o.name: o for o in outs}, {o.name: await storage.get_bytes(o.storage_key) for o in outs}
+    ctx = await make_context(data, kind="document", profile="interview_attachment", extension="pdf",
+                             settings=make_env(tmp_path, **opts))
+    storage = ctx.storage
+    result = await PdfThumbnailProcessor().run(ctx)
+    assert isinstance(result, ProcessorResult) and ctx.asset["metadata"] == {}  # reported, not written
+    outs = result.renditions
+    return (ctx, {o.name: o for o in outs}, {o.name: await storage.get_bytes(o.storage_key) for o in outs},
+            result.metadata)
 
 
 def pillow_pdf(pages: int = 3, size=(600, 800)) -> bytes:
@@ -273,14 +261,14 @@ def pillow_pdf(pages: int = 3, size=(600, 800)) -> bytes:
 
 
 async def test_pdf_first_page_thumbnail_and_preview(tmp_path):
-    ctx, outs, files = await run_pdf(tmp_path, pillow_pdf())
+    _, outs, files, meta = await run_pdf(tmp_path, pillow_pdf())
     assert (outs["default"].kind, outs["default"].width, outs["default"].height) == ("thumbnail", 320, 427)
     assert (outs["preview"].kind, outs["preview"].width, outs["preview"].height) == ("image", 1200, 1600)
     assert outs["default"].storage_key.endswith("/thumb.jpg")
     for out in outs.values():
         with Image.open(io.BytesIO(files[out.name])) as im:
             assert im.format == "JPEG" and im.size == (out.width, out.height)
-    assert ctx.asset["metadata"]["page_count"] == 3
+    assert meta["page_count"] == 3 and meta["pdf"]["page_count"] == 3
 
 
 async def test_pdf_giant_page_render_is_capped(tmp_path):
@@ -291,11 +279,11 @@ async def test_pdf_giant_page_render_is_capped(tmp_path):
     buf = io.BytesIO()
     pdf.save(buf)
     pdf.close()
-    ctx, outs, _ = await run_pdf(tmp_path, buf.getvalue())
+    _, outs, _, meta = await run_pdf(tmp_path, buf.getvalue())
     preview = outs["preview"]
     assert preview.width * preview.height <= 12_000_000
     assert preview.width < 1200 and outs["default"].width <= 320
-    assert ctx.asset["metadata"]["page_count"] == 1
+    assert meta["page_count"] == 1
 
 
 def encrypted_pdf() -> bytes:

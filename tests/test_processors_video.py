@@ -22,9 +22,11 @@ from mediasvc_video.probe import ProbeProcessor
 from mediasvc_video.thumbnail import ThumbnailProcessor, frame_time
 from PIL import Image
 
+from mediasvc.plugin import ProcessorResult
 from mediasvc.plugins import PluginHost
 from mediasvc.processing import PermanentProcessingError
 from mediasvc.settings import load_settings
+from mediasvc.testing import KitContext, make_context
 
 # --- generated media ----------------------------------------------------------------------------------------
 
@@ -113,36 +115,18 @@ def media(tmp_path_factory) -> dict[str, Path]:
 # --- a small processor context on a real storage backend ----------------------------------------------------
 
 
-class Ctx:
-    def __init__(self, settings: Any, storage: Any, key: str, kind: str) -> None:
-        self.asset_id = uuid.uuid4()
-        self.asset = {"id": self.asset_id, "storage_key": key, "kind": kind, "metadata": {}}
-        self.settings = settings
-        self.storage = storage
-        self.reported: list[float] = []
-
-    async def progress(self, percent: float, message: str = "") -> None:
-        self.reported.append(percent)
-
-
 @pytest.fixture
 def make_ctx(tmp_path):
-    made = []
-
     async def make(source: Path | bytes, *, name: str = "original.mp4", kind: str = "video",
-                   backend: str = "local", **overrides: Any) -> Ctx:
+                   backend: str = "local", **overrides: Any) -> KitContext:
         settings = load_settings(env={}, data_dir=str(tmp_path / "data"), secret_key="x",
                                  **{"storage.backend": backend, **overrides})
-        storage = PluginHost(settings).create_storage()
-        made.append(storage)
-        key = f"t1/{kind}/{uuid.uuid4()}/{name}"
-        await storage.put(key, source if isinstance(source, bytes) else source.read_bytes())
-        return Ctx(settings, storage, key, kind)
+        return await make_context(source, kind=kind, settings=settings, extension=name.rsplit(".", 1)[1])
 
-    yield make
+    return make
 
 
-def read_local(ctx: Ctx, key: str) -> bytes:
+def read_local(ctx: KitContext, key: str) -> bytes:
     path = ctx.storage.local_path(key)
     return Path(path).read_bytes()
 
@@ -165,8 +149,9 @@ def top_level_boxes(data: bytes) -> list[str]:
 
 async def test_probe_reports_duration_size_rate_and_codecs(make_ctx, media):
     ctx = await make_ctx(media["clip"])
-    assert await ProbeProcessor().run(ctx) == []
-    info = ctx.asset["metadata"]["probe"]
+    result = await ProbeProcessor().run(ctx)
+    assert result.renditions == [] and ctx.asset["metadata"] == {}  # reported, never written into the asset
+    info = result.metadata["probe"]
     assert abs(info["duration"] - 3.0) < 0.1
     assert (info["width"], info["height"], info["fps"], info["rotation"]) == (320, 240, 25.0, 0)
     assert (info["video_codec"], info["audio_codec"]) == ("h264", "aac")
@@ -174,19 +159,17 @@ async def test_probe_reports_duration_size_rate_and_codecs(make_ctx, media):
     assert (info["container"], info["mime"]) == ("mov", "video/mp4")
     assert sorted(s["type"] for s in info["streams"]) == ["audio", "video"]
     assert info["sample_rate"] == 44100 and info["channels"] == 1
-    assert ctx.reported[-1] == 100
+    assert ctx.progress_seen[-1] == 100
 
 
 async def test_probe_reads_the_display_rotation_and_an_audio_only_file(make_ctx, media):
     ctx = await make_ctx(media["rotated"])
-    await ProbeProcessor().run(ctx)
-    info = ctx.asset["metadata"]["probe"]
+    info = (await ProbeProcessor().run(ctx)).metadata["probe"]
     assert info["rotation"] == 90 and (info["display_width"], info["display_height"]) == (240, 320)
     assert info["has_audio"] is False
 
     ctx = await make_ctx(media["wav"], name="original.wav", kind="audio")
-    await ProbeProcessor().run(ctx)
-    info = ctx.asset["metadata"]["probe"]
+    info = (await ProbeProcessor().run(ctx)).metadata["probe"]
     assert abs(info["duration"] - 2.5) < 0.05 and info["has_video"] is False
     assert (info["audio_codec"], info["sample_rate"], info["channels"]) == ("pcm_s16le", 44100, 2)
 
@@ -205,8 +188,8 @@ async def test_probe_rejects_media_over_the_configured_limits(make_ctx, media, l
 async def test_probe_default_limits_accept_the_clip_and_an_object_store_original(make_ctx, media):
     ctx = await make_ctx(media["clip"], backend="memory")  # no local path: streamed to a temp file
     assert ctx.storage.local_path(ctx.asset["storage_key"]) is None
-    await ProbeProcessor().run(ctx)
-    assert abs(ctx.asset["metadata"]["probe"]["duration"] - 3.0) < 0.1
+    result = await ProbeProcessor().run(ctx)
+    assert abs(result.metadata["probe"]["duration"] - 3.0) < 0.1
 
 
 # --- thumbnail ----------------------------------------------------------------------------------------------
@@ -219,7 +202,9 @@ def test_thumbnail_time_is_one_second_or_ten_percent_of_short_clips():
 
 async def test_thumbnail_and_poster_are_jpegs_of_the_frame_at_ten_percent(make_ctx, media):
     ctx = await make_ctx(media["clip"])
-    outs = {o.kind: o for o in await ThumbnailProcessor().run(ctx)}
+    result = await ThumbnailProcessor().run(ctx)
+    assert isinstance(result, ProcessorResult) and result.metadata == {}
+    outs = {o.kind: o for o in result.renditions}
     assert set(outs) == {"thumbnail", "poster"}
     folder = ctx.asset["storage_key"].rsplit("/", 1)[0]
     assert outs["thumbnail"].storage_key == f"{folder}/thumb.jpg"
@@ -234,7 +219,7 @@ async def test_thumbnail_and_poster_are_jpegs_of_the_frame_at_ten_percent(make_c
     assert poster.format == "JPEG" and poster.size == (320, 240)  # source size: under 1280, never upscaled
     assert outs["poster"].size_bytes == len(read_local(ctx, outs["poster"].storage_key))
     # a re-run writes the same keys: nothing is duplicated
-    again = await ThumbnailProcessor().run(ctx)
+    again = (await ThumbnailProcessor().run(ctx)).renditions
     assert sorted(o.storage_key for o in again) == sorted(o.storage_key for o in outs.values())
     keys = sorted([info.key async for info in ctx.storage.list(folder + "/")])
     assert keys == sorted([ctx.asset["storage_key"], f"{folder}/thumb.jpg", f"{folder}/poster.jpg"])
@@ -242,7 +227,7 @@ async def test_thumbnail_and_poster_are_jpegs_of_the_frame_at_ten_percent(make_c
 
 async def test_thumbnail_of_a_rotated_video_is_upright(make_ctx, media):
     ctx = await make_ctx(media["rotated"])
-    outs = {o.kind: o for o in await ThumbnailProcessor().run(ctx)}
+    outs = {o.kind: o for o in (await ThumbnailProcessor().run(ctx)).renditions}
     assert (outs["thumbnail"].width, outs["thumbnail"].height) == (320, 427)
     poster = Image.open(io.BytesIO(read_local(ctx, outs["poster"].storage_key)))
     assert poster.size == (240, 320)
@@ -257,7 +242,7 @@ async def test_thumbnail_of_a_rotated_video_is_upright(make_ctx, media):
 ])
 async def test_audio_is_16k_mono_wav_of_the_right_length(make_ctx, media, source, name, kind, seconds):
     ctx = await make_ctx(media[source], name=name, kind=kind)
-    [out] = await AudioProcessor().run(ctx)
+    [out] = (await AudioProcessor().run(ctx)).renditions
     assert (out.kind, out.name, out.content_type) == ("audio", "default", "audio/wav")
     assert out.storage_key.endswith("/audio.wav")
     with wave.open(io.BytesIO(read_local(ctx, out.storage_key))) as w:
@@ -268,12 +253,12 @@ async def test_audio_is_16k_mono_wav_of_the_right_length(make_ctx, media, source
     assert out.duration_seconds == pytest.approx(duration, abs=0.001)
     peak = max(abs(v) for (v,) in struct.iter_unpack("<h", pcm[32000:64000]))
     assert peak > 3000  # the sine survived, not silence
-    assert ctx.reported and ctx.reported[-1] == 100
+    assert ctx.progress_seen and ctx.progress_seen[-1] == 100
 
 
 async def test_audio_of_a_silent_video_is_nothing_but_of_an_audio_asset_without_audio_fails(make_ctx, media):
     ctx = await make_ctx(media["rotated"])
-    assert await AudioProcessor().run(ctx) == []
+    assert await AudioProcessor().run(ctx) == ProcessorResult()
     ctx = await make_ctx(media["rotated"], kind="audio")
     with pytest.raises(PermanentProcessingError, match="no audio stream"):
         await AudioProcessor().run(ctx)
@@ -292,7 +277,7 @@ def test_fit_never_upscales_and_keeps_dimensions_even():
 
 async def test_mp4_is_h264_aac_faststart_and_decodes_fully(make_ctx, media):
     ctx = await make_ctx(media["clip"])
-    [out] = await Mp4Processor().run(ctx)
+    [out] = (await Mp4Processor().run(ctx)).renditions
     assert (out.kind, out.name, out.content_type) == ("mp4", "default", "video/mp4")
     assert out.storage_key.endswith("/video.mp4") and (out.width, out.height) == (320, 240)
     data = read_local(ctx, out.storage_key)
@@ -306,12 +291,13 @@ async def test_mp4_is_h264_aac_faststart_and_decodes_fully(make_ctx, media):
         frames = sum(1 for _ in c.decode(video=0))
     assert frames == 75
     assert abs(out.duration_seconds - 3.0) < 0.1
-    assert ctx.reported and ctx.reported[-1] == 100 and ctx.reported == sorted(ctx.reported)
+    seen = ctx.progress_seen
+    assert seen and seen[-1] == 100 and seen == sorted(seen)
 
 
 async def test_mp4_applies_rotation_and_scales_down_to_the_configured_box(make_ctx, media):
     ctx = await make_ctx(media["rotated"], plugins={"video": {"mp4_max_width": 200, "mp4_max_height": 200}})
-    [out] = await Mp4Processor().run(ctx)
+    [out] = (await Mp4Processor().run(ctx)).renditions
     assert (out.width, out.height) == (150, 200)  # upright 240x320 fitted into 200x200, even
     with av.open(io.BytesIO(read_local(ctx, out.storage_key))) as c:
         v = c.streams.video[0]
@@ -357,11 +343,10 @@ async def test_progress_reaches_the_context_while_the_work_runs_in_a_thread():
 
 async def test_a_browser_webm_recording_is_probed_and_transcoded(make_ctx, media):
     ctx = await make_ctx(media["webm"], name="original.webm")
-    await ProbeProcessor().run(ctx)
-    info = ctx.asset["metadata"]["probe"]
+    info = (await ProbeProcessor().run(ctx)).metadata["probe"]
     assert (info["container"], info["video_codec"], info["audio_codec"]) == ("matroska", "vp9", "opus")
     assert abs(info["duration"] - 2.0) < 0.1
-    [out] = await Mp4Processor().run(ctx)
+    [out] = (await Mp4Processor().run(ctx)).renditions
     with av.open(io.BytesIO(read_local(ctx, out.storage_key))) as c:
         assert [s.codec_context.name for s in c.streams] == ["h264", "aac"]
         assert sum(1 for _ in c.decode(video=0)) == 60

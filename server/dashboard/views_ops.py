@@ -93,8 +93,9 @@ class EventsController(Controller):
                           cursor: str | None = None) -> Template:
         rows, next_cursor = await ops.list_events(operator_of(request).tenant_id, type_=type, delivery=delivery,
                                                   cursor=cursor)
+        event_types = request.app.state.services.host.event_types  # the core's and those plugins declare
         return render(request, "events.html", "_event_table.html", events=rows, next_cursor=next_cursor,
-                      filters={"type": type, "delivery": delivery}, event_types=events.EVENT_TYPES,
+                      filters={"type": type, "delivery": delivery}, event_types=event_types,
                       delivery_statuses=DELIVERY_STATUSES, cursor=cursor)
 
     @post("/deliveries/{delivery_id:uuid}/redeliver", guards=[admin_guard], status_code=200)

@@ -11,11 +11,11 @@ from litestar import Controller, Request, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_201_CREATED
 
-from mediasvc.api.media import serve_url
 from mediasvc.auth import PrincipalDep, authenticate
 from mediasvc.delivery.hls import client_ip
 from mediasvc.delivery.tokens import issue_token, verify_token
 from mediasvc.errors import NotFound, Unauthorized, ValidationFailed
+from mediasvc.media_urls import serve_url
 from mediasvc.schemas import CaptionTrack, PlaybackInfo, PlaybackToken, PlaybackTokenRequest, PlaybackVariant
 from mediasvc.services import ServicesDep
 from mediasvc.settings import Settings
@@ -118,11 +118,3 @@ async def playback_info(settings: Settings, row: dict[str, Any], token: str, exp
         variants=variants,
         token_expires_at=datetime.fromtimestamp(expires, timezone.utc) if has_hls else None,
     )
-
-
-def rendition_urls(settings: Settings, renditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each rendition row with a signed ``url`` (HLS playlists excepted: they play through a token)."""
-    return [{**r, "url": None if r["kind"] == "hls" else serve_url(settings, r["storage_key"])} for r in renditions]
-
-
-

@@ -18,10 +18,10 @@ from uuid import UUID
 
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from mediasvc.api.media import content_type_for
 from mediasvc.delivery.hls import CORS, SAFE_PATH, SEGMENT_CACHE, segment_delivery
 from mediasvc.delivery.lookup import cached_target
 from mediasvc.delivery.tokens import verify_token
+from mediasvc.object_responses import content_type_for
 
 PATHSEND = "http.response.pathsend"
 _SKIP_HEADERS = (b"range", b"if-none-match", b"if-modified-since", b"if-range", b"x-forwarded-for")

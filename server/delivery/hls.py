@@ -17,11 +17,11 @@ from litestar import HttpMethod, Request, Response, route
 from litestar.params import FromPath
 from litestar.response import Redirect
 
-from mediasvc.api.media import respond_with_object
 from mediasvc.delivery.lookup import PlaybackTarget, playback_target
 from mediasvc.delivery.playlists import rewrite_segments
 from mediasvc.delivery.tokens import verify_token
 from mediasvc.errors import BadRequest, Conflict, MediaServiceError, NotFound
+from mediasvc.object_responses import respond_with_object
 from mediasvc.services import ServicesDep
 from mediasvc.settings import Settings
 

@@ -1,7 +1,9 @@
 """The ``sessions.join`` job: a completed session's chunks become one asset, overlaps trimmed.
 
 Safe to re-run: a session that already has its asset is left alone, and an asset a previous attempt created but did
-not get to link (found by ``metadata.session_id``) is linked instead of made twice.
+not get to link (found by ``metadata.session_id``) is linked instead of made twice. The media work is the installed
+chunk joiner's (``register_chunk_joiners``: the video plugin's); a worker without one skips the job with a warning
+(the session stays completed, its chunks unjoined).
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from uuid import UUID
 
+from mediasvc.contracts import JoinError, JoinPart
 from mediasvc.errors import MediaServiceError
 from mediasvc.ingest.assets import create_uploaded_asset, reserve_key
 from mediasvc.ingest.sessions_gaps import effective_overlap
-from mediasvc.ingest.sessions_media import JoinError, JoinPart, join_files
 from mediasvc.metrics import Metrics
 from mediasvc.storage_files import local_file
 from mediasvc.tables import Asset, Chunk, RecordingSession
@@ -101,7 +103,7 @@ async def _link(session_id: UUID, asset_id: UUID) -> None:
 
 async def join_session(ctx: dict[str, Any], *, session_id: str) -> dict[str, Any]:
     """Join the chunks of a completed session into one asset (``create_uploaded_asset(method="session")``)."""
-    settings, storage = ctx["settings"], ctx["storage"]
+    settings, storage, joiner = ctx["settings"], ctx["storage"], ctx["host"].chunk_joiner
     sid = UUID(session_id)
     session = await RecordingSession.select(
         RecordingSession.all_columns(), RecordingSession.tenant.slug.as_alias("tenant_slug")
@@ -119,6 +121,9 @@ async def join_session(ctx: dict[str, Any], *, session_id: str) -> dict[str, Any
     if earlier:
         await _link(sid, earlier[0]["id"])
         return {"status": "done", "asset_id": str(earlier[0]["id"]), "linked": True}
+    if joiner is None:
+        log.warning("session %s not joined: no chunk joiner plugin is installed (mediasvc-video)", session_id)
+        return {"status": "skipped", "reason": "no chunk joiner installed"}
     chunks = await Chunk.select().where(Chunk.session == sid).order_by(Chunk.sequence_index)
     if not chunks:
         return {"status": "skipped", "reason": "no chunks"}
@@ -137,7 +142,7 @@ async def join_session(ctx: dict[str, Any], *, session_id: str) -> dict[str, Any
         extension = PurePosixPath(chunks[0]["storage_key"]).suffix.lstrip(".")
         out_path = work / f"joined.{extension}"
         try:
-            result = await asyncio.to_thread(join_files, parts, out_path, extension, kind=profile.kind)
+            result = await asyncio.to_thread(joiner.join, parts, out_path, extension, kind=profile.kind)
         except JoinError as exc:
             log.warning("session %s cannot be joined: %s", session_id, exc)
             await RecordingSession.update({RecordingSession.status: "failed",

@@ -16,11 +16,9 @@ from litestar import Controller, Request, Router, get, post
 from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
-from mediasvc import events
-from mediasvc.api.assets import get_asset_row
-from mediasvc.auth import PrincipalDep, api_key_guard
-from mediasvc.errors import NotFound, ValidationFailed
-from mediasvc.services import ServicesDep
+from mediasvc.plugin import (
+    NotFound, PrincipalDep, ServicesDep, ValidationFailed, api_key_guard, get_asset_row, kick_events,
+)
 
 from mediasvc_analysis.colors import dominant_colors
 from mediasvc_analysis.config import AnalysisSettings, analysis_settings
@@ -28,7 +26,6 @@ from mediasvc_analysis.forms import is_multipart, read_json, read_upload
 from mediasvc_analysis.jobs import ANALYZE_JOB
 from mediasvc_analysis.phash import hex64
 from mediasvc_analysis.pipeline import analyze_asset
-from mediasvc_analysis.registry import remember
 from mediasvc_analysis.schemas import (
     AnalyzeRequest,
     AnalyzeResponse,
@@ -54,7 +51,7 @@ def _options(services: Any) -> AnalysisSettings:
 
 
 def _analyzers(services: Any) -> Any:
-    return remember(services.settings, services.host.analyzers)
+    return services.host.analyzers
 
 
 class AnalysisController(Controller):
@@ -79,7 +76,7 @@ class AnalysisController(Controller):
         asset = await get_asset_row(body.asset_id, principal)
         response = await analyze_asset(asset, services.storage, analyzers, types, max_labels=max_labels,
                                        min_confidence=min_confidence, options=options)
-        await events.kick(services.queue)
+        await kick_events(services.queue)
         return response
 
     @post("/analyze-image/batch", status_code=HTTP_202_ACCEPTED,

@@ -12,7 +12,7 @@ import msgspec
 from litestar import Request
 from multipart import MultipartError, MultipartParser, parse_options_header
 
-from mediasvc.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from mediasvc.plugin import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and small fields on top of the image
 

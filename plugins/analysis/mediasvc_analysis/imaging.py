@@ -8,8 +8,7 @@ import io
 from PIL import Image
 
 from mediasvc_images.images import Variant, decode, open_checked
-from mediasvc.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
-from mediasvc.processing import PermanentProcessingError
+from mediasvc.plugin import PayloadTooLarge, PermanentProcessingError, UnsupportedMediaType, ValidationFailed
 
 from mediasvc_analysis.config import AnalysisSettings
 

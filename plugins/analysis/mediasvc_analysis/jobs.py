@@ -5,13 +5,10 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from mediasvc import events
-from mediasvc.errors import MediaServiceError
-from mediasvc.tables import Asset
+from mediasvc.plugin import Asset, MediaServiceError, kick_events
 
 from mediasvc_analysis.config import analysis_settings
 from mediasvc_analysis.pipeline import analyze_asset
-from mediasvc_analysis.registry import remember
 
 ANALYZE_JOB = "analysis.analyze_asset"
 
@@ -20,7 +17,7 @@ async def analyze_asset_job(ctx: dict[str, Any], *, asset_id: str, analysis_type
                             min_confidence: float) -> dict[str, Any]:
     settings = ctx["settings"]
     options = analysis_settings(settings)
-    analyzers = remember(settings, ctx["host"].analyzers)
+    analyzers = ctx["host"].analyzers
     asset = await Asset.select().where(Asset.id == UUID(asset_id)).output(load_json=True).first()
     if asset is None or asset["status"] == "deleted":
         return {"asset_id": asset_id, "skipped": "asset deleted"}
@@ -29,6 +26,6 @@ async def analyze_asset_job(ctx: dict[str, Any], *, asset_id: str, analysis_type
                                        min_confidence=min_confidence, options=options)
     except MediaServiceError as exc:  # bad input or a missing model: the job ends with the reason, no retry loop
         return {"asset_id": asset_id, "error": exc.code, "message": exc.message}
-    await events.kick(ctx["queue"])
+    await kick_events(ctx["queue"])
     return {"asset_id": asset_id, "analysis_types": response.analysis_types,
             "flagged": bool(response.moderation and response.moderation.flagged)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mediasvc.contracts import Panel
+from mediasvc.plugin import Panel
 
 
 def asset_panel(asset: dict[str, Any]) -> list[Panel]:

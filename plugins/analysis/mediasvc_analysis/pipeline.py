@@ -8,8 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from mediasvc.contracts import Analyzer
-from mediasvc.tables import Asset
+from mediasvc.plugin import Analyzer, Asset
 
 from mediasvc_analysis.config import AnalysisSettings
 from mediasvc_analysis.schemas import AnalyzeResponse

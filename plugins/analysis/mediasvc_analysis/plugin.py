@@ -3,7 +3,7 @@ batch job and the asset-page panel. Analyzers come from other plugins (``registe
 
 from __future__ import annotations
 
-from mediasvc.hookspecs import hookimpl
+from mediasvc.plugin import hookimpl
 
 from mediasvc_analysis.config import SECTION, AnalysisSettings, analysis_settings
 
@@ -44,11 +44,6 @@ def startup(app):
     from mediasvc_analysis.store import bind
 
     bind()
-    if app is not None:
-        from mediasvc_analysis.registry import remember
-
-        services = app.state.services
-        remember(services.settings, services.host.analyzers)
 
 
 @hookimpl
@@ -59,8 +54,7 @@ def asset_panels(request, asset):
 
 
 @hookimpl
-def shutdown(app):
-    if app is not None:
-        from mediasvc_analysis.registry import forget
+def register_event_types():
+    from mediasvc_analysis.store import ASSET_FLAGGED, IMAGE_ANALYZED
 
-        forget(app.state.services.settings)
+    return [IMAGE_ANALYZED, ASSET_FLAGGED]

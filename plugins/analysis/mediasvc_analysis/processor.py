@@ -5,15 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from mediasvc.contracts import RenditionOut
-from mediasvc.errors import MediaServiceError
-from mediasvc.processing import PermanentProcessingError
+from mediasvc.plugin import EventOut, MediaServiceError, PermanentProcessingError, ProcessorResult
 
 from mediasvc_analysis.config import analysis_settings
-from mediasvc_analysis.registry import analyzers_for
 from mediasvc_analysis.service import analyze_bytes, resolve_types, summary
 from mediasvc_analysis.source import read_original
-from mediasvc_analysis.store import save_results
+from mediasvc_analysis.store import IMAGE_ANALYZED, analyzed_payload, save_results
 
 
 class AnalyzeProcessor:
@@ -23,9 +20,9 @@ class AnalyzeProcessor:
     def __init__(self, timeout_seconds: int = 300) -> None:
         self.timeout_seconds = timeout_seconds
 
-    async def run(self, ctx: Any) -> list[RenditionOut]:
+    async def run(self, ctx: Any) -> ProcessorResult:
         options = analysis_settings(ctx.settings)
-        analyzers = analyzers_for(ctx.settings)
+        analyzers = ctx.host.analyzers
         try:
             types = resolve_types(None, analyzers, options)
             data = await read_original(ctx.storage, ctx.asset, options)
@@ -36,10 +33,7 @@ class AnalyzeProcessor:
         except MediaServiceError as exc:  # bad input, missing model, over a limit: retrying cannot help
             raise PermanentProcessingError(exc.message) from exc
         response.asset_id = ctx.asset["id"]
-        await save_results(ctx.asset, response, decoded)
-        metadata = ctx.asset.get("metadata")
-        if not isinstance(metadata, dict):
-            metadata = ctx.asset["metadata"] = {}
-        metadata["analysis"] = summary(response)  # run_step merges keys a processor adds into the asset
+        await save_results(ctx.asset, response, decoded, emit_analyzed=False)
         await ctx.progress(100, "analysed")
-        return []
+        analyzed = EventOut(type=IMAGE_ANALYZED, data=analyzed_payload(ctx.asset["id"], response))
+        return ProcessorResult(metadata={"analysis": summary(response)}, events=[analyzed])

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import msgspec
 
-from mediasvc.contracts import Box
+from mediasvc.plugin import Box
 
 from mediasvc_analysis.colors import DominantColor
 

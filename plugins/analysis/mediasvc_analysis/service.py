@@ -7,8 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from mediasvc.contracts import AnalysisResult, Analyzer, Box
-from mediasvc.errors import ValidationFailed
+from mediasvc.plugin import AnalysisResult, Analyzer, Box, ValidationFailed
 
 from mediasvc_analysis.config import ANALYSIS_TYPES, AnalysisSettings
 from mediasvc_analysis.imaging import DecodedImage, load_image, scale_of

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from mediasvc.errors import Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType
+from mediasvc.plugin import Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType
 
 from mediasvc_analysis.config import AnalysisSettings
 

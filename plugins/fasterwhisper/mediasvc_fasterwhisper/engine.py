@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from mediasvc_fasterwhisper.models import resolve
 from mediasvc_fasterwhisper.settings import FasterWhisperSettings
-from mediasvc.contracts import Transcription, TranscriptSegment
+from mediasvc.plugin import Transcription, TranscriptSegment
 
 if TYPE_CHECKING:
-    from mediasvc.settings import Settings
+    from mediasvc.plugin import Settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a model folder is always local; never ask a hub
 

@@ -12,11 +12,10 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mediasvc.contracts import ModelSpec
-from mediasvc.errors import ModelMissing
+from mediasvc.plugin import ModelMissing, ModelSpec
 
 if TYPE_CHECKING:
-    from mediasvc.settings import Settings
+    from mediasvc.plugin import Settings
 
 BASE_MODEL = "faster-whisper-base"
 MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")

@@ -7,7 +7,7 @@ from typing import Any
 from mediasvc_fasterwhisper.engine import FasterWhisperEngine
 from mediasvc_fasterwhisper.models import model_specs
 from mediasvc_fasterwhisper.settings import SECTION, FasterWhisperSettings
-from mediasvc.hookspecs import hookimpl
+from mediasvc.plugin import hookimpl
 
 
 @hookimpl

@@ -26,8 +26,7 @@ from typing import Any, Literal
 
 from PIL import Image, ImageCms, ImageOps
 
-from mediasvc.contracts import RenditionOut
-from mediasvc.processing import PermanentProcessingError
+from mediasvc.plugin import PermanentProcessingError, ProcessorResult, RenditionOut
 
 from mediasvc_images.common import local_original, output_key, plugin_settings
 
@@ -301,7 +300,7 @@ class ImageProcessor:
     kinds = frozenset({"image"})
     timeout_seconds = 120
 
-    async def run(self, ctx: Any) -> list[RenditionOut]:
+    async def run(self, ctx: Any) -> ProcessorResult:
         options = plugin_settings(ctx.settings)
         profile = ctx.asset.get("profile")
         storage_key = ctx.asset["storage_key"]
@@ -316,14 +315,9 @@ class ImageProcessor:
             renditions.append(RenditionOut(kind="image", name=r.name, storage_key=key,
                                            content_type=CONTENT_TYPES[r.format], size_bytes=info.size,
                                            width=r.width, height=r.height))
-        metadata = ctx.asset.get("metadata")
-        if not isinstance(metadata, dict):
-            metadata = {}
-            ctx.asset["metadata"] = metadata
-        metadata["width"] = facts["width"]
-        metadata["height"] = facts["height"]
+        metadata: dict[str, Any] = {"width": facts["width"], "height": facts["height"],
+                                    "image": {k: v for k, v in facts.items() if k in ("format", "frames")}}
         if "blurhash" in facts:
             metadata["blurhash"] = facts["blurhash"]
-        metadata["image"] = {k: v for k, v in facts.items() if k in ("format", "frames")}
         await ctx.progress(100)
-        return renditions
+        return ProcessorResult(renditions=renditions, metadata=metadata)

@@ -15,8 +15,7 @@ from typing import Any
 
 from PIL import Image
 
-from mediasvc.contracts import RenditionOut
-from mediasvc.processing import PermanentProcessingError
+from mediasvc.plugin import PermanentProcessingError, ProcessorResult, RenditionOut
 
 from mediasvc_images.common import local_original, output_key, plugin_settings
 
@@ -80,7 +79,7 @@ class PdfThumbnailProcessor:
     kinds = frozenset({"document"})
     timeout_seconds = 120
 
-    async def run(self, ctx: Any) -> list[RenditionOut]:
+    async def run(self, ctx: Any) -> ProcessorResult:
         options = plugin_settings(ctx.settings)
         storage_key = ctx.asset["storage_key"]
         await ctx.progress(5)
@@ -95,11 +94,6 @@ class PdfThumbnailProcessor:
             info = await ctx.storage.put(key, data, content_type="image/jpeg")
             renditions.append(RenditionOut(kind=kind, name=name, storage_key=key, content_type="image/jpeg",
                                            size_bytes=info.size, width=w, height=h))
-        metadata = ctx.asset.get("metadata")
-        if not isinstance(metadata, dict):
-            metadata = {}
-            ctx.asset["metadata"] = metadata
-        metadata["page_count"] = facts["page_count"]
-        metadata["pdf"] = facts
         await ctx.progress(100)
-        return renditions
+        metadata = {"page_count": facts["page_count"], "pdf": facts}
+        return ProcessorResult(renditions=renditions, metadata=metadata)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mediasvc.hookspecs import hookimpl
+from mediasvc.plugin import hookimpl
 
 from mediasvc_images.images import ImageProcessor
 from mediasvc_images.pdf import PdfThumbnailProcessor

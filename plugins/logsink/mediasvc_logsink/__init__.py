@@ -8,11 +8,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from mediasvc.hookspecs import hookimpl
+from mediasvc.plugin import hookimpl
 
 if TYPE_CHECKING:
-    from mediasvc.contracts import Event
-    from mediasvc.settings import Settings
+    from mediasvc.plugin import Event, Settings
 
 log = logging.getLogger("mediasvc.events")
 

@@ -12,7 +12,7 @@ from mediasvc_lti import keys, registrations
 from mediasvc_lti.dynamic_registration import RegistrationUrl, registration_url
 from mediasvc_lti.registrations import PlatformCreate, PlatformOut, ToolUrls
 from mediasvc_lti.runtime import LtiRuntime
-from mediasvc.auth import PrincipalDep
+from mediasvc.plugin import PrincipalDep
 
 
 class PlatformList(msgspec.Struct):

@@ -12,9 +12,7 @@ from mediasvc_lti import claims as c
 from mediasvc_lti.runtime import LtiRuntime
 from mediasvc_lti.session import FORM_FIELD, load_session
 from mediasvc_lti.tables import ContextAsset
-from mediasvc.api.media import serve_url
-from mediasvc.errors import BadRequest, Forbidden, NotFound
-from mediasvc.tables import Asset, Rendition
+from mediasvc.plugin import Asset, BadRequest, Forbidden, NotFound, Rendition, serve_url
 
 AVAILABLE_LIMIT = 100
 

@@ -16,8 +16,7 @@ from mediasvc_lti import keys
 from mediasvc_lti.course import add_to_course, parse_asset_id, tenant_asset
 from mediasvc_lti.runtime import LtiRuntime
 from mediasvc_lti.session import FORM_FIELD, load_session
-from mediasvc.errors import BadRequest, Forbidden
-from mediasvc.tables import Asset
+from mediasvc.plugin import Asset, BadRequest, Forbidden
 
 RESPONSE_TTL_SECONDS = 600
 PICKER_LIMIT = 200

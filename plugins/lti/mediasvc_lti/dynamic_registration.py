@@ -17,7 +17,7 @@ from mediasvc_lti import claims as c
 from mediasvc_lti import keys, registrations, tokens
 from mediasvc_lti.registrations import PlatformCreate
 from mediasvc_lti.runtime import LtiRuntime
-from mediasvc.errors import BadRequest, ServiceUnavailable, Unauthorized, ValidationFailed
+from mediasvc.plugin import BadRequest, ServiceUnavailable, Unauthorized, ValidationFailed
 
 URL_TTL_SECONDS = 7 * 24 * 3600
 PLATFORM_CONFIGURATION = "https://purl.imsglobal.org/spec/lti-platform-configuration"

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from mediasvc_lti.tables import ToolKey
-from mediasvc.errors import Conflict, NotFound
+from mediasvc.plugin import Conflict, NotFound
 
 
 class ToolKeyInfo(msgspec.Struct):

@@ -21,7 +21,7 @@ from mediasvc_lti.session import session_cookie, session_token
 from mediasvc_lti.tables import Launch, Nonce, Platform
 from mediasvc_lti.users import upsert_context, upsert_user
 from mediasvc_lti.validation import LaunchClaims, verify_id_token
-from mediasvc.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from mediasvc.plugin import BadRequest, Forbidden, NotFound, Unauthorized
 
 
 def check_browser_state(lti: LtiRuntime, request: Request[Any, Any, Any], state: str, state_id: str) -> None:

@@ -21,7 +21,7 @@ from mediasvc_lti import tokens
 from mediasvc_lti.registrations import platform_for_login
 from mediasvc_lti.runtime import STATE_COOKIE_PREFIX, LtiRuntime
 from mediasvc_lti.tables import Nonce
-from mediasvc.errors import BadRequest, Forbidden
+from mediasvc.plugin import BadRequest, Forbidden
 
 REQUIRED = ("iss", "login_hint", "target_link_uri")
 

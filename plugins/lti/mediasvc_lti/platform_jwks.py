@@ -13,7 +13,7 @@ import httpx
 import jwt
 
 from mediasvc_lti.settings import LtiSettings
-from mediasvc.errors import ServiceUnavailable, Unauthorized
+from mediasvc.plugin import ServiceUnavailable, Unauthorized
 
 log = logging.getLogger("mediasvc.lti.jwks")
 

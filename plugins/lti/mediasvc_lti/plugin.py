@@ -6,14 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 from mediasvc_lti.settings import SECTION, LtiSettings
 from mediasvc_lti.tables import LTI_TABLES
-from mediasvc.database import bind_tables
-from mediasvc.hookspecs import hookimpl
-from mediasvc.tables import Tenant
+from mediasvc.plugin import Tenant, bind_tables, hookimpl
 
 if TYPE_CHECKING:
     from litestar import Litestar
 
-    from mediasvc.settings import Settings
+    from mediasvc.plugin import Settings
 
 
 @hookimpl

@@ -11,7 +11,7 @@ import httpx
 import msgspec
 
 from mediasvc_lti.tables import Platform
-from mediasvc.errors import BadRequest, Conflict, NotFound, ValidationFailed
+from mediasvc.plugin import BadRequest, Conflict, NotFound, ValidationFailed
 
 
 class PlatformCreate(msgspec.Struct, forbid_unknown_fields=True):

@@ -15,8 +15,7 @@ from mediasvc_lti.dynamic_registration import register
 from mediasvc_lti.launch import launch
 from mediasvc_lti.login import login
 from mediasvc_lti.runtime import LtiRuntime
-from mediasvc.auth import api_key_guard
-from mediasvc.settings import Settings
+from mediasvc.plugin import Settings, api_key_guard
 
 
 @get("/jwks", name="lti_jwks")

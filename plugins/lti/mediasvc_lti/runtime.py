@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from mediasvc_lti.platform_jwks import PlatformKeys
 from mediasvc_lti.settings import LtiSettings, load_lti_settings, tool_base_url
-from mediasvc.settings import Settings
+from mediasvc.plugin import Settings
 
 STATE_COOKIE_PREFIX = "lti_state_"
 SESSION_COOKIE = "mediasvc_lti_session"

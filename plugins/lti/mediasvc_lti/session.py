@@ -13,7 +13,7 @@ from litestar.datastructures import Cookie
 from mediasvc_lti import tokens
 from mediasvc_lti.runtime import SESSION_COOKIE, LtiRuntime
 from mediasvc_lti.tables import Launch
-from mediasvc.errors import Unauthorized
+from mediasvc.plugin import Unauthorized
 
 FORM_FIELD = "lti_session"
 

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from mediasvc.errors import ConfigurationError
+from mediasvc.plugin import ConfigurationError
 
 if TYPE_CHECKING:
-    from mediasvc.settings import Settings
+    from mediasvc.plugin import Settings
 
 SECTION = "lti"
 

@@ -6,7 +6,7 @@ from piccolo.columns import JSONB, UUID, Boolean, ForeignKey, OnDelete, Text, Ti
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
-from mediasvc.tables import Asset, Tenant
+from mediasvc.plugin import Asset, Tenant
 
 
 class Platform(Table, tablename="lti_platforms"):

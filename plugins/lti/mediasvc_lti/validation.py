@@ -10,7 +10,7 @@ import msgspec
 
 from mediasvc_lti import claims as c
 from mediasvc_lti.platform_jwks import PlatformKeys
-from mediasvc.errors import BadRequest, Forbidden, Unauthorized
+from mediasvc.plugin import BadRequest, Forbidden, Unauthorized
 
 
 class LaunchClaims(msgspec.Struct):

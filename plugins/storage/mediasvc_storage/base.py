@@ -12,11 +12,10 @@ from obstore.exceptions import BaseError as ObstoreError
 from obstore.exceptions import NotFoundError as ObstoreNotFound
 
 from mediasvc_storage.keys import validate_key, validate_prefix
-from mediasvc.contracts import ObjectInfo, StorageBackend
-from mediasvc.errors import BadRequest, NotFound, ServiceUnavailable
+from mediasvc.plugin import BadRequest, NotFound, ObjectInfo, ServiceUnavailable, StorageBackend
 
 if TYPE_CHECKING:
-    from mediasvc.settings import Settings
+    from mediasvc.plugin import Settings
 
 MISSING = (FileNotFoundError, ObstoreNotFound)
 PRESIGN_METHODS = frozenset({"GET", "PUT"})

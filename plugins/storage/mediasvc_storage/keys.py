@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mediasvc.errors import BadRequest
+from mediasvc.plugin import BadRequest
 
 MAX_KEY_LENGTH = 1024  # S3's limit, in UTF-8 bytes
 

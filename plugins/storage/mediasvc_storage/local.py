@@ -1,6 +1,6 @@
 """Backends without their own URL signing: a local directory and process memory.
 
-Their presigned URLs point at the core's ``/media/serve/{key}``, signed with ``mediasvc.signing``.
+Their presigned URLs point at the core's ``/media/serve/{key}``, signed with ``mediasvc.plugin.sign_path``.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ from urllib.parse import quote
 from obstore.store import LocalStore, MemoryStore
 
 from mediasvc_storage.base import ObstoreBackend, check_presign_args
-from mediasvc.errors import BadRequest, ConfigurationError, ServiceUnavailable
-from mediasvc.signing import sign_path
+from mediasvc.plugin import BadRequest, ConfigurationError, ServiceUnavailable, sign_path
 
 if TYPE_CHECKING:
-    from mediasvc.settings import Settings
+    from mediasvc.plugin import Settings
 
 SERVE_PREFIX = "/media/serve/"
 _STAGING_NAME = re.compile(r"#\d+$")  # LocalStore keeps multipart uploads in "<name>#<n>" files

@@ -15,10 +15,10 @@ from obstore.exceptions import BaseError as ObstoreError
 from obstore.store import AzureStore, GCSStore, S3Store
 
 from mediasvc_storage.base import ObstoreBackend, check_presign_args
-from mediasvc.errors import ConfigurationError
+from mediasvc.plugin import ConfigurationError
 
 if TYPE_CHECKING:
-    from mediasvc.settings import Settings, StorageSettings
+    from mediasvc.plugin import Settings, StorageSettings
 
 CLIENT_OPTION_KEYS = frozenset({
     "allow_http", "allow_invalid_certificates", "connect_timeout", "default_content_type", "default_headers",

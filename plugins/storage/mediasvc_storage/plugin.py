@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from mediasvc_storage.local import LocalBackend, MemoryBackend
 from mediasvc_storage.object_stores import AzureBackend, GCSBackend, S3Backend
-from mediasvc.contracts import StorageBackend
-from mediasvc.hookspecs import hookimpl
+from mediasvc.plugin import StorageBackend, hookimpl
 
 
 @hookimpl

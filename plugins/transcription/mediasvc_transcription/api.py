@@ -27,14 +27,11 @@ from mediasvc_transcription.schemas import (
 )
 from mediasvc_transcription.sessions import SESSION_CAPTIONS, read_chunk_transcript, session_caption_key
 from mediasvc_transcription.store import load_transcript, split_model
-from mediasvc.api.assets import get_asset_row
-from mediasvc.api.media import serve_url
-from mediasvc.api.sessions import get_session_row
-from mediasvc.auth import Principal, PrincipalDep, api_key_guard
-from mediasvc.errors import Conflict, MediaServiceError, NotFound, ValidationFailed
-from mediasvc.processing import schedule_processing
-from mediasvc.services import Services, ServicesDep
-from mediasvc.tables import Asset, Chunk, ProcessingJob, Rendition
+from mediasvc.plugin import (
+    Asset, Chunk, Conflict, MediaServiceError, NotFound, Principal, PrincipalDep, ProcessingJob, Rendition,
+    Services, ServicesDep, ValidationFailed, api_key_guard, get_asset_row, get_session_row, schedule_steps,
+    serve_url,
+)
 
 STEP = "transcribe"
 PENDING = ResponseSpec(TranscriptionState, description="No transcript yet; one is being made")
@@ -97,7 +94,7 @@ async def enqueue_transcription(services: Services, principal: Principal, asset_
                     "jsonb_build_object({}::text, {}::jsonb) WHERE id = {}", REQUEST_KEY, json.dumps(options), asset_id)
     has_audio = await Rendition.count().where(Rendition.asset == asset_id, Rendition.kind == "audio")
     steps = [STEP] if has_audio or "audio" not in services.host.processors else ["audio", STEP]
-    job_ids = await schedule_processing(services.queue, services.settings, services.host, asset_id, steps=steps)
+    job_ids = await schedule_steps(services.queue, services.settings, services.host, asset_id, steps=steps)
     return TranscribeAccepted(asset_id=asset_id, job_id=job_ids[-1], job_ids=job_ids)
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import av
 
-from mediasvc.media_probe import UnsafeInput, open_local
-from mediasvc.processing import PermanentProcessingError
+from mediasvc_video.probe_local import UnsafeInput, open_local
+from mediasvc.plugin import PermanentProcessingError
 
 RATE = 16000
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from mediasvc.contracts import TranscriptSegment
+from mediasvc.plugin import TranscriptSegment
 
 _CUE_TIME = re.compile(r"^(\d+:)?(\d{2}):(\d{2})\.(\d{3}) --> (\d+:)?(\d{2}):(\d{2})\.(\d{3})")
 

@@ -6,11 +6,9 @@ import asyncio
 import logging
 import threading
 from pathlib import Path
-from typing import Any
 
 from mediasvc_transcription.settings import TranscriptionSettings
-from mediasvc.contracts import Transcription, TranscriptionEngine
-from mediasvc.processing import PermanentProcessingError
+from mediasvc.plugin import PermanentProcessingError, Transcription, TranscriptionEngine
 
 log = logging.getLogger("mediasvc.transcription")
 
@@ -18,7 +16,6 @@ PREFERRED = ("whispercpp", "faster-whisper")
 
 _semaphores: dict[int, threading.BoundedSemaphore] = {}
 _semaphores_lock = threading.Lock()
-_hosts: dict[int, tuple[Any, Any]] = {}
 
 
 def _semaphore(limit: int) -> threading.BoundedSemaphore:
@@ -37,23 +34,6 @@ def pick_engine(engines: dict[str, TranscriptionEngine], wanted: str) -> Transcr
             return engines[name]
     raise PermanentProcessingError("no transcription engine is installed (mediasvc-whispercpp or "
                                    "mediasvc-fasterwhisper)")
-
-
-def engines_of(ctx: Any) -> dict[str, TranscriptionEngine]:
-    """The engines of the step's plugin host; contexts without one (benchmarks) build a host from settings."""
-    host = getattr(ctx, "host", None)
-    return host.transcription_engines if host is not None else engines_for(ctx.settings)
-
-
-def engines_for(settings: Any) -> dict[str, TranscriptionEngine]:
-    """The engines of a plugin host built from ``settings``, cached per settings object."""
-    cached = _hosts.get(id(settings))
-    if cached is None or cached[0] is not settings:
-        from mediasvc.plugins import PluginHost
-
-        cached = (settings, PluginHost(settings).transcription_engines)
-        _hosts[id(settings)] = cached
-    return cached[1]
 
 
 async def transcribe(engine: TranscriptionEngine, wav: Path, options: TranscriptionSettings, *,

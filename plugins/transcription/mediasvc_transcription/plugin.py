@@ -16,7 +16,7 @@ from mediasvc_transcription.sessions import (
     transcribe_chunk,
 )
 from mediasvc_transcription.settings import SECTION, TranscriptionSettings, transcription_settings
-from mediasvc.hookspecs import hookimpl
+from mediasvc.plugin import hookimpl
 
 
 @hookimpl
@@ -42,3 +42,10 @@ def register_event_sinks(settings: Any) -> list[Any]:
 @hookimpl
 def register_routes(settings: Any) -> list[Any]:
     return [transcription_router()]
+
+
+@hookimpl
+def register_event_types() -> list[str]:
+    from mediasvc_transcription.store import TRANSCRIPTION_READY
+
+    return [TRANSCRIPTION_READY]

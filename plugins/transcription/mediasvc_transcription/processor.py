@@ -14,7 +14,7 @@ import msgspec
 
 from mediasvc_transcription.audio import is_wav_16k_mono, to_wav
 from mediasvc_transcription.captions import to_srt, to_webvtt
-from mediasvc_transcription.engines import engines_of, pick_engine, transcribe
+from mediasvc_transcription.engines import pick_engine, transcribe
 from mediasvc_transcription.hls_subtitles import (
     DEFAULT_MPEGTS,
     FOLDER,
@@ -26,13 +26,11 @@ from mediasvc_transcription.hls_subtitles import (
 )
 from mediasvc_transcription.settings import TranscriptionSettings, transcription_settings
 from mediasvc_transcription.silence import is_silent, wav_seconds
-from mediasvc_transcription.store import save_transcript
-from mediasvc.api.media import serve_url
-from mediasvc.contracts import RenditionOut, Transcription
-from mediasvc.errors import MediaServiceError, ModelMissing
-from mediasvc.processing import PermanentProcessingError
-from mediasvc.storage_files import local_file
-from mediasvc.tables import Rendition
+from mediasvc_transcription.store import TRANSCRIPTION_READY, ready_payload, save_transcript
+from mediasvc.plugin import (
+    EventOut, MediaServiceError, ModelMissing, PermanentProcessingError, ProcessorResult, Rendition,
+    RenditionOut, Transcription, local_file, serve_url,
+)
 
 log = logging.getLogger("mediasvc.transcription")
 
@@ -89,21 +87,21 @@ class TranscribeProcessor:
     def __init__(self, timeout_seconds: int = 3600) -> None:
         self.timeout_seconds = timeout_seconds
 
-    async def run(self, ctx: Any) -> list[RenditionOut]:
+    async def run(self, ctx: Any) -> ProcessorResult:
         options = transcription_settings(ctx.settings)
         request = (ctx.asset.get("metadata") or {}).get(REQUEST_KEY) or {}
         await ctx.progress(2)
         with tempfile.TemporaryDirectory(prefix="mediasvc-transcribe-") as tmp:
             wav = await audio_for(ctx, Path(tmp))
             await ctx.progress(10)
-            result = await run_engine(engines_of(ctx), options, wav,
+            result = await run_engine(ctx.host.transcription_engines, options, wav,
                                       language=request.get("language") or None, model=request.get("model") or None)
         await ctx.progress(85)
         outputs = await self._store(ctx, result)
         await ctx.progress(100)
         return outputs
 
-    async def _store(self, ctx: Any, result: Transcription) -> list[RenditionOut]:
+    async def _store(self, ctx: Any, result: Transcription) -> ProcessorResult:
         base = asset_base(ctx.asset)
         language = re.sub(r"[^a-z0-9-]", "", result.language.lower())[:20] or "und"  # it becomes a key
         transcript_key = base + "transcript.json"
@@ -114,16 +112,18 @@ class TranscribeProcessor:
         await ctx.storage.put(srt_key, srt, content_type=SRT_TYPE)
         hls = await add_hls_subtitles(ctx, result, language)
         await _drop_stale_captions(ctx, keep={f"{language}.vtt", f"{language}.srt"})
+        url = serve_url(ctx.settings, transcript_key)
         await save_transcript(result, tenant_id=ctx.asset["tenant"], asset_id=ctx.asset_id,
-                              storage_key=transcript_key, url=serve_url(ctx.settings, transcript_key))
+                              storage_key=transcript_key, url=url, emit=False)
         meta = {"language": language, "engine": result.engine, "model": result.model, "hls": hls,
                 "cues": len(result.segments)}
-        return [
+        ready = ready_payload(result, storage_key=transcript_key, url=url, asset_id=ctx.asset_id)
+        return ProcessorResult(renditions=[
             RenditionOut(kind="captions", name=f"{language}.vtt", storage_key=vtt_key, content_type=VTT_TYPE,
                          size_bytes=len(vtt), duration_seconds=result.duration_seconds, metadata=meta),
             RenditionOut(kind="captions", name=f"{language}.srt", storage_key=srt_key, content_type=SRT_TYPE,
                          size_bytes=len(srt), duration_seconds=result.duration_seconds, metadata=meta),
-        ]
+        ], events=[EventOut(type=TRANSCRIPTION_READY, data=ready)])
 
 
 async def _drop_stale_captions(ctx: Any, keep: set[str]) -> None:

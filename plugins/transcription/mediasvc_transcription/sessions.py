@@ -23,13 +23,10 @@ from mediasvc_transcription.processor import run_engine
 from mediasvc_transcription.settings import transcription_settings
 from mediasvc_transcription.stitch import ChunkText, stitch
 from mediasvc_transcription.store import save_transcript
-from mediasvc.api.media import serve_url
-from mediasvc.contracts import Transcription
-from mediasvc.ingest.sessions_gaps import effective_overlap
-from mediasvc.processing import PermanentProcessingError
-from mediasvc.queue import enqueue_job
-from mediasvc.storage_files import local_file
-from mediasvc.tables import Chunk, RecordingSession
+from mediasvc.plugin import (
+    Chunk, PermanentProcessingError, RecordingSession, Transcription, create_queue, enqueue, kick_events,
+    local_file, serve_url,
+)
 
 log = logging.getLogger("mediasvc.transcription")
 
@@ -49,6 +46,14 @@ class ChunkTranscript(msgspec.Struct):
 def chunk_transcript_key(chunk_key: str) -> str:
     folder, name = chunk_key.rsplit("/", 1)
     return f"{folder}/transcripts/{PurePosixPath(name).stem}.json"
+
+
+def effective_overlap(chunk: dict[str, Any], indexes: set[int]) -> float:
+    """The overlap a chunk shares with the previous one: only trimmed when that chunk is there."""
+    index = chunk["sequence_index"]
+    if index == 0 or index - 1 not in indexes:
+        return 0.0
+    return max(float(chunk["overlap_seconds"] or 0.0), 0.0)
 
 
 def session_transcript_key(chunk_key: str) -> str:
@@ -146,11 +151,10 @@ async def stitch_session(ctx: dict[str, Any], *, session_id: str) -> dict[str, A
     for suffix, (render, content_type) in SESSION_CAPTIONS.items():  # captions for the whole interview
         await storage.put(session_caption_key(key, suffix), render(result.segments).encode(),
                           content_type=content_type)
+    # a session is no processing step: its row and transcription.ready are written together, here
     await save_transcript(result, tenant_id=session["tenant"], session_id=sid, storage_key=key,
                           url=serve_url(settings, key))
-    from mediasvc import events
-
-    await events.kick(ctx["queue"])
+    await kick_events(ctx["queue"])
     return {"status": "done", "words": len(result.text.split())}
 
 
@@ -168,20 +172,18 @@ class ChunkTranscriptionSink:
         return event_type in self.accepts_types
 
     async def deliver(self, event: Any) -> int | None:
-        from mediasvc.queue import create_queue
-
         options = transcription_settings(self.settings)
         queue = create_queue(self.settings)
         await queue.connect()
         try:
             if event.type == "chunk_uploaded":
                 chunk_id = event.data["chunk_id"]
-                await enqueue_job(queue, self.settings, CHUNK_JOB, chunk_id=chunk_id,
+                await enqueue(queue, self.settings, CHUNK_JOB, chunk_id=chunk_id,
                                   key=f"{CHUNK_JOB}:{chunk_id}:{event.data.get('sha256', '')}",
                                   timeout=options.timeout_seconds, retries=2)
             else:
                 session_id = event.data["session_id"]
-                await enqueue_job(queue, self.settings, SESSION_JOB, session_id=session_id,
+                await enqueue(queue, self.settings, SESSION_JOB, session_id=session_id,
                                   key=f"{SESSION_JOB}:{session_id}", timeout=600, retries=2)
         finally:
             await queue.disconnect()

@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mediasvc.contracts import Transcription, TranscriptSegment
+from mediasvc.plugin import Transcription, TranscriptSegment
 
 SEAM_MARGIN = 1.5  # seconds around the overlap searched for the repeated words
 TIME_TOLERANCE = 2.0  # how far apart (seconds) two equal words may be and still be the same utterance

@@ -1,5 +1,5 @@
-"""Transcript rows: one per asset (or recording session), replaced on a re-run, written in one transaction with
-the ``transcription.ready`` event."""
+"""Transcript rows: one per asset (or recording session), replaced on a re-run. A session's row is written in
+one transaction with its ``transcription.ready`` event; an asset's event goes out with the step's result."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from uuid import UUID
 
 import msgspec
 
-from mediasvc import events
-from mediasvc.contracts import Transcription
-from mediasvc.tables import Transcript
+from mediasvc.plugin import Transcript, Transcription, emit_event
+
+TRANSCRIPTION_READY = "transcription.ready"
 
 
 def ready_payload(transcription: Transcription, *, storage_key: str, url: str,
@@ -29,8 +29,10 @@ def ready_payload(transcription: Transcription, *, storage_key: str, url: str,
 
 
 async def save_transcript(transcription: Transcription, *, tenant_id: UUID, storage_key: str, url: str,
-                          asset_id: UUID | None = None, session_id: UUID | None = None) -> UUID:
-    """Replace the asset's (or session's) transcript and emit ``transcription.ready``; returns the row id."""
+                          asset_id: UUID | None = None, session_id: UUID | None = None,
+                          emit: bool = True) -> UUID:
+    """Replace the asset's (or session's) transcript and, with ``emit``, emit ``transcription.ready`` in the
+    same transaction; returns the row id. The ``transcribe`` step passes ``emit=False``: its result carries it."""
     where = Transcript.asset == asset_id if asset_id is not None else Transcript.session == session_id
     row = Transcript(asset=asset_id, session=session_id, language=transcription.language,
                      text=transcription.text, segments=msgspec.to_builtins(transcription.segments),
@@ -42,9 +44,10 @@ async def save_transcript(transcription: Transcription, *, tenant_id: UUID, stor
         await Transcript.raw("SELECT pg_advisory_xact_lock(hashtextextended({}, 0))", lock)
         await Transcript.delete().where(where)
         await Transcript.insert(row)
-        await events.emit(events.TRANSCRIPTION_READY, ready_payload(
-            transcription, storage_key=storage_key, url=url, asset_id=asset_id, session_id=session_id),
-            tenant_id=tenant_id)
+        if emit:
+            await emit_event(TRANSCRIPTION_READY, ready_payload(
+                transcription, storage_key=storage_key, url=url, asset_id=asset_id, session_id=session_id),
+                tenant_id=tenant_id)
     return row.id
 
 

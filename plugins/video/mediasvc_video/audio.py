@@ -10,8 +10,7 @@ import av
 
 from mediasvc_video.media import local_input, open_media, output_key, run_with_progress, temp_dir, upload
 from mediasvc_video.probe import _duration
-from mediasvc.contracts import RenditionOut
-from mediasvc.processing import PermanentProcessingError
+from mediasvc.plugin import PermanentProcessingError, ProcessorResult, RenditionOut
 
 RATE = 16000
 
@@ -51,7 +50,7 @@ class AudioProcessor:
     kinds = frozenset({"video", "audio"})
     timeout_seconds = 1800
 
-    async def run(self, ctx: Any) -> list[RenditionOut]:
+    async def run(self, ctx: Any) -> ProcessorResult:
         with temp_dir() as tmp:
             target = tmp / "audio.wav"
             async with local_input(ctx) as path:
@@ -60,11 +59,12 @@ class AudioProcessor:
                 if ctx.asset.get("kind") == "audio":
                     raise PermanentProcessingError("the file has no audio stream")
                 await ctx.progress(100)
-                return []  # a silent video: nothing to extract
+                return ProcessorResult()  # a silent video: nothing to extract
             _, seconds = result
             key = output_key(ctx, "audio.wav")
             info = await upload(ctx, key, target, "audio/wav")
         await ctx.progress(100)
-        return [RenditionOut(kind="audio", name="default", storage_key=key, content_type="audio/wav",
-                             size_bytes=info.size, duration_seconds=round(seconds, 3), bitrate=RATE * 16,
-                             metadata={"sample_rate": RATE, "channels": 1, "sample_format": "s16"})]
+        return ProcessorResult(renditions=[RenditionOut(
+            kind="audio", name="default", storage_key=key, content_type="audio/wav", size_bytes=info.size,
+            duration_seconds=round(seconds, 3), bitrate=RATE * 16,
+            metadata={"sample_rate": RATE, "channels": 1, "sample_format": "s16"})])

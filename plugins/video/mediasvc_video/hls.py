@@ -37,15 +37,14 @@ from mediasvc_video.hls_ladder import (
 from mediasvc_video.media import local_input, open_media, output_key, run_with_progress, temp_dir, upload
 from mediasvc_video.mp4 import _rotate
 from mediasvc_video.probe import VideoInput
-from mediasvc.contracts import RenditionOut
-from mediasvc.events import RENDITION_READY
-from mediasvc.processing import PermanentProcessingError
+from mediasvc.plugin import PermanentProcessingError, ProcessorResult, RenditionOut
 
 AUDIO_BITRATE = 128_000
 SEGMENT_SECONDS = 4
 DEFAULT_PRESET = "veryfast"
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_TYPE = "video/mp2t"
+RENDITION_READY = "rendition.ready"  # the event type published per stored rung
 
 
 def _hls_settings(settings: Any) -> dict[str, Any]:
@@ -218,7 +217,7 @@ class HlsProcessor:
     kinds = frozenset({"video"})
     timeout_seconds = 8 * 3600  # up to 4 h of input; four encoders at once
 
-    async def run(self, ctx: Any) -> list[RenditionOut]:
+    async def run(self, ctx: Any) -> ProcessorResult:
         preset = _hls_settings(ctx.settings)["preset"]
         base = output_key(ctx, "hls")
         with temp_dir() as tmp:
@@ -278,4 +277,4 @@ class HlsProcessor:
             metadata={"rungs": [v["name"] for v in variants], "segment_seconds": SEGMENT_SECONDS,
                       "variants": variants, "audio": "aac 128k muxed into every rung" if result["has_audio"]
                       else None})
-        return [master, *out]
+        return ProcessorResult(renditions=[master, *out])

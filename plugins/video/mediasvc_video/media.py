@@ -1,7 +1,7 @@
 """What every processor here shares: a safe local input, error classification, output keys and uploads.
 
 The original is opened from a LOCAL file only (streamed to a temp file first when the backend is an object
-store), through ``mediasvc.media_probe.open_local``: ``protocol_whitelist=file`` and a demuxer chosen from the
+store), through ``probe_local.open_local``: ``protocol_whitelist=file`` and a demuxer chosen from the
 sniffed content out of an allow-list, so a playlist or anything else disguised as media never makes FFmpeg
 read another file or fetch a URL. Broken, disguised or undecodable input raises ``PermanentProcessingError``.
 """
@@ -20,9 +20,8 @@ from typing import Any, TypeVar
 
 import av
 
-from mediasvc.contracts import ObjectInfo
-from mediasvc.media_probe import UnsafeInput, open_local
-from mediasvc.processing import PermanentProcessingError
+from mediasvc_video.probe_local import UnsafeInput, open_local
+from mediasvc.plugin import ObjectInfo, PermanentProcessingError
 
 T = TypeVar("T")
 CHUNK = 1 << 20

@@ -13,8 +13,7 @@ from av.video.frame import PictureType
 from mediasvc_video.limits import VideoLimits, limits_from
 from mediasvc_video.media import local_input, open_media, output_key, run_with_progress, temp_dir, upload
 from mediasvc_video.probe import VideoInput
-from mediasvc.contracts import RenditionOut
-from mediasvc.processing import PermanentProcessingError
+from mediasvc.plugin import PermanentProcessingError, ProcessorResult, RenditionOut
 
 AUDIO_BITRATE = 128_000
 
@@ -105,7 +104,7 @@ class Mp4Processor:
     kinds = frozenset({"video"})
     timeout_seconds = 6 * 3600  # up to 4 h of input at ~1x realtime, with room
 
-    async def run(self, ctx: Any) -> list[RenditionOut]:
+    async def run(self, ctx: Any) -> ProcessorResult:
         limits = limits_from(ctx.settings)
         with temp_dir() as tmp:
             target = tmp / "video.mp4"
@@ -114,9 +113,9 @@ class Mp4Processor:
             key = output_key(ctx, "video.mp4")
             info = await upload(ctx, key, target, "video/mp4")
         await ctx.progress(100)
-        return [RenditionOut(kind="mp4", name="default", storage_key=key, content_type="video/mp4",
-                             size_bytes=info.size, width=result["width"], height=result["height"],
-                             duration_seconds=round(result["duration"], 3) if result["duration"] else None,
-                             bitrate=result["bitrate"],
-                             metadata={"video_codec": "h264",
-                                       "audio_codec": "aac" if result["has_audio"] else None})]
+        return ProcessorResult(renditions=[RenditionOut(
+            kind="mp4", name="default", storage_key=key, content_type="video/mp4", size_bytes=info.size,
+            width=result["width"], height=result["height"],
+            duration_seconds=round(result["duration"], 3) if result["duration"] else None,
+            bitrate=result["bitrate"],
+            metadata={"video_codec": "h264", "audio_codec": "aac" if result["has_audio"] else None})])

@@ -9,9 +9,7 @@ from typing import Any
 
 from mediasvc_video.limits import VideoLimits, limits_from
 from mediasvc_video.media import local_input, open_media, run_with_progress
-from mediasvc.contracts import RenditionOut
-from mediasvc.ingest.validation import SNIFF_BYTES, sniff
-from mediasvc.processing import PermanentProcessingError
+from mediasvc.plugin import SNIFF_BYTES, PermanentProcessingError, ProcessorResult, sniff
 
 
 def _rate(value: Fraction | None) -> float | None:
@@ -139,17 +137,13 @@ class ProbeProcessor:
     kinds = frozenset({"video", "audio"})
     timeout_seconds = 120
 
-    async def run(self, ctx: Any) -> list[RenditionOut]:
+    async def run(self, ctx: Any) -> ProcessorResult:
         limits = limits_from(ctx.settings)
         async with local_input(ctx) as path:
             info = await run_with_progress(ctx, lambda report: inspect(path))
-        metadata = ctx.asset.get("metadata")
-        if not isinstance(metadata, dict):
-            metadata = ctx.asset["metadata"] = {}
-        metadata["probe"] = info
         check_limits(info, limits)
         await ctx.progress(100)
-        return []
+        return ProcessorResult(metadata={"probe": info})
 
 
 class VideoInput:

@@ -10,8 +10,7 @@ from PIL import Image
 
 from mediasvc_video.media import local_input, open_media, output_key, run_with_progress, temp_dir, upload
 from mediasvc_video.probe import _duration, _normal_rotation
-from mediasvc.contracts import RenditionOut
-from mediasvc.processing import PermanentProcessingError
+from mediasvc.plugin import PermanentProcessingError, ProcessorResult, RenditionOut
 
 THUMB_WIDTH = 320
 POSTER_MAX_WIDTH = 1280
@@ -64,7 +63,7 @@ class ThumbnailProcessor:
     kinds = frozenset({"video"})
     timeout_seconds = 300
 
-    async def run(self, ctx: Any) -> list[RenditionOut]:
+    async def run(self, ctx: Any) -> ProcessorResult:
         with temp_dir() as tmp:
             async with local_input(ctx) as path:
                 def work(report: Any) -> list[tuple[str, str, Path, int, int]]:
@@ -88,4 +87,4 @@ class ThumbnailProcessor:
                                                content_type="image/jpeg", size_bytes=info.size, width=width,
                                                height=height))
         await ctx.progress(100)
-        return renditions
+        return ProcessorResult(renditions=renditions)

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING
 
 from mediasvc_webhooks.settings import SECTION, WebhookSettings, load_webhook_settings
 from mediasvc_webhooks.sink import SharedClient, WebhookSink
-from mediasvc.hookspecs import hookimpl
+from mediasvc.plugin import hookimpl
 
 if TYPE_CHECKING:
-    from mediasvc.settings import Settings
+    from mediasvc.plugin import Settings
 
 
 @hookimpl

@@ -9,10 +9,10 @@ import msgspec
 
 from mediasvc_webhooks.allowlist import parse_network
 from mediasvc_webhooks.signature import secret_key
-from mediasvc.errors import ConfigurationError
+from mediasvc.plugin import ConfigurationError
 
 if TYPE_CHECKING:
-    from mediasvc.settings import Settings
+    from mediasvc.plugin import Settings
 
 SECTION = "webhooks"
 KEY = f"plugins.{SECTION}"

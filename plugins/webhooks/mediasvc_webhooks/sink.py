@@ -12,7 +12,7 @@ from mediasvc_webhooks.allowlist import AddressPolicy, BlockedAddressError
 from mediasvc_webhooks.settings import WebhookSettings, WebhookTarget, event_matches
 from mediasvc_webhooks.signature import sign
 from mediasvc_webhooks.transport import GuardedTransport
-from mediasvc.contracts import Event, SinkError
+from mediasvc.plugin import Event, SinkError
 
 USER_AGENT = f"mediasvc-webhooks/{__version__}"
 RETRYABLE_STATUSES = frozenset({408, 429})

@@ -1,1 +1,2 @@
-"""mediasvc speech-to-text engine on whisper.cpp (pywhispercpp), with ggml models converted from registry packages."""
+"""mediasvc speech-to-text engine on whisper.cpp (pywhispercpp): official ggml models (pinned downloads) or
+models converted from registry packages."""

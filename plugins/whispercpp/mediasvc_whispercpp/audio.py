@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mediasvc.errors import ValidationFailed
-from mediasvc.processing import PermanentProcessingError
+from mediasvc.plugin import PermanentProcessingError, ValidationFailed
 
 SAMPLE_RATE = 16000
 SILENCE_PEAK = 10 ** (-50 / 20)  # below -50 dBFS everywhere: nothing to transcribe

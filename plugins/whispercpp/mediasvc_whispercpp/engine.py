@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mediasvc.plugin import Transcription, TranscriptSegment
 from mediasvc_whispercpp.audio import SAMPLE_RATE, is_silent, read_wav
 from mediasvc_whispercpp.resolve import model_name, resolve
 from mediasvc_whispercpp.settings import WhisperCppSettings
-from mediasvc.contracts import Transcription, TranscriptSegment
 
 if TYPE_CHECKING:
-    from mediasvc.settings import Settings
+    from mediasvc.plugin import Settings
 
 log = logging.getLogger("mediasvc.whispercpp")
 

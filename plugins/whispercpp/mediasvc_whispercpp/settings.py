@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from mediasvc.errors import ConfigurationError
+from mediasvc.plugin import ConfigurationError
 
 if TYPE_CHECKING:
-    from mediasvc.settings import Settings
+    from mediasvc.plugin import Settings
 
 SECTION = "whispercpp"
 
@@ -21,7 +21,7 @@ class WhisperCppSettings(msgspec.Struct, forbid_unknown_fields=True):
     language: str | None = None  # None: auto-detect (English for .en models)
     decoding: Literal["greedy", "beam"] = "greedy"
     beam_size: int = 5  # with decoding = "beam"
-    allow_download: bool = False  # last resort: whisper.cpp's usual download (needs the network)
+    allow_download: bool = False  # last resort at transcription time: the pinned official download (network)
     # OMP_WAIT_POLICY for whisper.cpp's OpenMP threads, applied before it loads unless the environment sets it:
     # "active" spins while waiting (a little faster on an idle machine, several times slower on a busy one)
     omp_wait_policy: Literal["passive", "active"] = "passive"

@@ -17,10 +17,9 @@ from mediasvc_zoom.reports import build_report, download_headers, report_csv
 from mediasvc_zoom.settings import zoom_settings
 from mediasvc_zoom.store import get_session_row, session_out
 from mediasvc_zoom.tables import LiveSession
-from mediasvc.auth import PrincipalDep, api_key_guard
-from mediasvc.errors import Conflict, ValidationFailed
-from mediasvc.pagination import decode_cursor, encode_cursor
-from mediasvc.services import ServicesDep
+from mediasvc.plugin import (
+    Conflict, PrincipalDep, ServicesDep, ValidationFailed, api_key_guard, decode_cursor, encode_cursor,
+)
 
 
 def _aware(when: datetime, field: str) -> datetime:

@@ -18,7 +18,7 @@ import httpx
 import msgspec
 
 from mediasvc_zoom.settings import ZoomSettings, zoom_settings
-from mediasvc.errors import MediaServiceError, ServiceUnavailable
+from mediasvc.plugin import MediaServiceError, ServiceUnavailable
 
 log = logging.getLogger("mediasvc.zoom")
 

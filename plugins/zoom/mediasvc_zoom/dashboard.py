@@ -20,10 +20,7 @@ from mediasvc_zoom.reports import build_report, download_headers, report_csv
 from mediasvc_zoom.settings import zoom_settings
 from mediasvc_zoom.store import get_session_row
 from mediasvc_zoom.tables import LiveSession
-from mediasvc.dashboard.auth import LoginRequired, operator_guard
-from mediasvc.dashboard.render import render
-from mediasvc.dashboard.views_assets import operator_of
-from mediasvc.dashboard.views_auth import login_redirect
+from mediasvc.plugin import LoginRequired, login_redirect, operator_guard, operator_of, render
 
 BASE = "/dashboard/live-sessions"
 POLL_SECONDS = 2

@@ -15,7 +15,7 @@ from mediasvc_zoom import zoom_events as ze
 from mediasvc_zoom.attendance import Presence, presences
 from mediasvc_zoom.matching import match_user
 from mediasvc_zoom.tables import LiveSession, ParticipantInterval, WebhookEvent, bind_to_core_engine
-from mediasvc import events
+from mediasvc.plugin import emit_event, kick_events
 
 ATTENDANCE_UPDATED = "attendance.updated"
 
@@ -72,7 +72,7 @@ async def process_event(ctx: dict[str, Any], *, event_id: str) -> dict[str, Any]
         if counted:
             found = presences(await _presence_events(session["id"]), ended_at=session["ended_at"])
             await _write_intervals(session, found)
-            await events.emit(ATTENDANCE_UPDATED, {
+            await emit_event(ATTENDANCE_UPDATED, {
                 "live_session_id": str(session["id"]), "zoom_meeting_id": session["zoom_meeting_id"],
                 "status": session["status"], "trigger": event, "participants": len(found),
                 "present_now": sum(1 for p in found if p.intervals and p.intervals[-1].end is None),
@@ -80,5 +80,5 @@ async def process_event(ctx: dict[str, Any], *, event_id: str) -> dict[str, Any]
         await WebhookEvent.update({WebhookEvent.processed_at: datetime.now(timezone.utc)}).where(
             WebhookEvent.id == stored["id"])
     if counted and ctx.get("queue") is not None:
-        await events.kick(ctx["queue"])
+        await kick_events(ctx["queue"])
     return {"event": event, "live_session_id": str(session["id"]), "status": session["status"]}

@@ -12,13 +12,12 @@ from mediasvc_zoom.jobs import process_event
 from mediasvc_zoom.settings import SECTION, ZoomSettings
 from mediasvc_zoom.tables import bind_to_core_engine
 from mediasvc_zoom.webhook import PROCESS_JOB, zoom_webhook
-from mediasvc.contracts import MenuLink, Panel
-from mediasvc.hookspecs import hookimpl
+from mediasvc.plugin import MenuLink, Panel, hookimpl
 
 if TYPE_CHECKING:
     from litestar import Litestar, Request
 
-    from mediasvc.settings import Settings
+    from mediasvc.plugin import Settings
 
 
 @hookimpl
@@ -61,3 +60,10 @@ def dashboard_panels(request: Request[Any, Any, Any]) -> list[Panel]:
 @hookimpl
 def menu_links(request: Request[Any, Any, Any]) -> list[MenuLink]:
     return [MenuLink(label="Live sessions", href=BASE, order=50)]
+
+
+@hookimpl
+def register_event_types() -> list[str]:
+    from mediasvc_zoom.jobs import ATTENDANCE_UPDATED
+
+    return [ATTENDANCE_UPDATED]

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from mediasvc.errors import ConfigurationError
+from mediasvc.plugin import ConfigurationError
 
 SECTION = "zoom"
 

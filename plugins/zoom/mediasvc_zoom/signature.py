@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import time
 
-from mediasvc.errors import Unauthorized
+from mediasvc.plugin import Unauthorized
 
 
 def sign(secret: str, timestamp: str | int, body: bytes) -> str:

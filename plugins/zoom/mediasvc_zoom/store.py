@@ -7,7 +7,7 @@ from uuid import UUID
 
 from mediasvc_zoom import schemas
 from mediasvc_zoom.tables import LiveSession
-from mediasvc.errors import NotFound
+from mediasvc.plugin import NotFound
 
 
 def session_out(row: dict[str, Any]) -> schemas.LiveSession:

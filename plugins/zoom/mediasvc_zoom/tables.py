@@ -6,8 +6,7 @@ from piccolo.columns import JSONB, UUID, ForeignKey, Integer, OnDelete, Text, Ti
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
-from mediasvc.database import bind_tables
-from mediasvc.tables import Tenant
+from mediasvc.plugin import Tenant, bind_tables
 
 SESSION_STATUSES = ("scheduled", "live", "ended", "cancelled")
 

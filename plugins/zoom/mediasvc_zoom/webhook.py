@@ -19,9 +19,7 @@ from mediasvc_zoom.settings import zoom_settings
 from mediasvc_zoom.signature import encrypted_token, verify
 from mediasvc_zoom.store import session_for_meeting
 from mediasvc_zoom.tables import WebhookEvent
-from mediasvc.errors import BadRequest
-from mediasvc.queue import enqueue_job
-from mediasvc.services import ServicesDep
+from mediasvc.plugin import BadRequest, ServicesDep, enqueue
 
 log = logging.getLogger("mediasvc.zoom.webhook")
 
@@ -77,6 +75,6 @@ async def zoom_webhook(request: Request[Any, Any, Any], services: ServicesDep) -
     if session is None or event not in ze.HANDLED_EVENTS:
         log.info("zoom event %s for meeting %r stored, nothing to do", event, ze.meeting_id(body))
         return WebhookAck(status="ignored", event=event)
-    await enqueue_job(services.queue, services.settings, PROCESS_JOB, timeout=60, retries=5,
-                      event_id=str(event_id))
+    await enqueue(services.queue, services.settings, PROCESS_JOB, timeout=60, retries=5,
+                  event_id=str(event_id))
     return WebhookAck(status="accepted", event=event)

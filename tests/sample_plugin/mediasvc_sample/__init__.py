@@ -1,34 +1,27 @@
-"""A sample third-party mediasvc plugin: one processor, shipped as its own distribution (`mediasvc-sample`).
+"""mediasvc-sample: two processors and an asset panel, written only against ``mediasvc.plugin``.
 
-It exists to prove that discovery works end to end through the `mediasvc` entry-point group with no core change.
+The result of the tutorial in docs/plugins.md (a test keeps the two identical).
 """
 
 from __future__ import annotations
 
-import hashlib
+from typing import Any
 
-from mediasvc.contracts import ProcessorContext, RenditionOut
-from mediasvc.hookspecs import hookimpl
+from mediasvc.plugin import Panel, hookimpl
 
-
-class ChecksumProcessor:
-    """Reads the original and records its sha256 and byte count (a rendition-free processor)."""
-
-    name = "sample_checksum"
-    kinds = frozenset({"video", "audio", "image", "document"})
-    timeout_seconds = 60
-
-    async def run(self, ctx: ProcessorContext) -> list[RenditionOut]:
-        digest = hashlib.sha256()
-        size = 0
-        async for chunk in ctx.storage.get_stream(ctx.asset["storage_key"]):
-            digest.update(chunk)
-            size += len(chunk)
-            await ctx.progress(50.0)
-        ctx.asset.setdefault("metadata", {})["sample_checksum"] = {"sha256": digest.hexdigest(), "bytes": size}
-        return []
+from mediasvc_sample.processors import ChecksumProcessor, WaveformProcessor
 
 
 @hookimpl
 def register_processors(settings):
-    return [ChecksumProcessor()]
+    return [ChecksumProcessor(), WaveformProcessor()]
+
+
+@hookimpl
+def asset_panels(request, asset: dict[str, Any]) -> list[Panel]:
+    metadata = asset.get("metadata")
+    found = {key: metadata[key] for key in ("sample_checksum", "sample_waveform")
+             if isinstance(metadata, dict) and key in metadata}
+    if not found:
+        return []
+    return [Panel(title="Sample plugin", template="mediasvc_sample/panel.html", context=found)]

@@ -1,4 +1,4 @@
-"""A small, safe PyAV probe for local files.
+"""Safe opening of local media files with PyAV, and their duration.
 
 Only local files are opened, only through the ``file`` protocol, and only with a demuxer from an allow-list chosen
 from the file's magic bytes (never its name): a playlist or any other format disguised as media cannot make FFmpeg
@@ -15,9 +15,11 @@ from typing import Any
 
 import av
 
-from mediasvc.ingest.validation import SNIFF_BYTES, sniff
+from mediasvc.plugin import sniff
 
 log = logging.getLogger("mediasvc.probe")
+
+HEAD_BYTES = 64  # what ``sniff`` reads: enough for every signature it knows
 
 # FFmpeg demuxer names we accept (the brief's allow-list; "mp4"/"m4a" resolve to the mov demuxer, "webm" to matroska)
 ALLOWED_DEMUXERS = frozenset({"mov", "mp4", "m4a", "matroska", "webm", "ogg", "wav", "mp3"})
@@ -46,7 +48,7 @@ class UnsafeInput(ValueError):
 def demuxer_for(path: str | Path) -> str | None:
     """The allowed demuxer for the file's content (magic bytes), or None."""
     with open(path, "rb") as handle:
-        head = handle.read(SNIFF_BYTES)
+        head = handle.read(HEAD_BYTES)
     return _DEMUXER_FOR_MIME.get(sniff(head).mime)
 
 

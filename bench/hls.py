@@ -2,8 +2,9 @@
 segments), through our ``hls`` processor's transcoder against the ffmpeg CLI producing the same ladder in one
 process.
 
-* **ours**: ``mediasvc_video.hls.transcode_ladder``, the processor's decode-once/encode-every-rung loop on PyAV
-  (what ``HlsProcessor.run`` calls before it uploads).
+* **ours**: ``mediasvc_video.hls.transcode_ladder``, the processor's decode-once loop on PyAV, each rung on a
+  thread of its own (what ``HlsProcessor.run`` calls before it uploads). ``--early``: two passes, the lowest rung
+  alone and then the rest, as the processor runs by default so the first rung is playable early.
 * **ffmpeg CLI**: one ``ffmpeg`` process, one decode, ``split`` into four ``scale`` filters (bilinear, as PyAV's
   ``reformat``), four libx264 encoders with the same preset, profile, bitrate/maxrate/bufsize, GOP and keyframe
   placement (forced every 4 s, no scene cuts), four AAC 128k encoders, the ``hls`` muxer with the same options.
@@ -16,7 +17,7 @@ tone), so nothing is downloaded.
 The CLI side needs an ``ffmpeg`` binary on PATH (Debian: ``apt-get install -y ffmpeg``); without it only our side
 is measured. Note the CLI links the system's FFmpeg/x264, ours the ones bundled in the PyAV wheel.
 
-    uv run --locked python bench/hls.py [--seconds 30] [--rounds 3] [--preset veryfast]
+    uv run --locked python bench/hls.py [--seconds 30] [--rounds 3] [--preset veryfast] [--early]
 """
 
 from __future__ import annotations
@@ -80,8 +81,15 @@ def make_source(path: Path, seconds: float) -> None:
         out.mux(a.encode(None))
 
 
-def run_ours(source: Path, out_dir: Path, preset: str) -> dict[str, object]:
-    return transcode_ladder(source, out_dir, preset, lambda percent: None)
+def run_ours(source: Path, out_dir: Path, preset: str, early: bool = False) -> dict[str, object]:
+    """One pass (every rung from one decode), or with ``early`` the processor's default: the lowest rung alone,
+    then the rest (a second decode), printing when the first rung was done."""
+    if not early:
+        return transcode_ladder(source, out_dir, preset, lambda percent: None)
+    started = time.perf_counter()
+    transcode_ladder(source, out_dir, preset, lambda percent: None, part="first")
+    print(f"  first rung done after {time.perf_counter() - started:.2f} s", flush=True)
+    return transcode_ladder(source, out_dir, preset, lambda percent: None, part="rest")
 
 
 def cli_command(source: Path, out_dir: Path, preset: str) -> list[str]:
@@ -134,6 +142,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--preset", default=DEFAULT_PRESET)
+    parser.add_argument("--early", action="store_true",
+                        help="ours as the hls processor runs it by default: lowest rung first, then the rest")
     args = parser.parse_args()
     ffmpeg = shutil.which("ffmpeg")
     with tempfile.TemporaryDirectory(prefix="bench-hls-") as tmp:
@@ -142,7 +152,7 @@ def main() -> None:
         make_source(source, args.seconds)
         print(f"source: {args.seconds:.0f} s {WIDTH}x{HEIGHT}@{FPS} H.264 + AAC stereo, "
               f"{source.stat().st_size / 1e6:.1f} MB (made in {time.perf_counter() - t:.0f} s)", flush=True)
-        sides = {"ours (PyAV)": lambda out: run_ours(source, out, args.preset)}
+        sides = {"ours (PyAV)": lambda out: run_ours(source, out, args.preset, args.early)}
         if ffmpeg:
             sides["ffmpeg CLI"] = lambda out: run_cli(source, out, args.preset)
         else:

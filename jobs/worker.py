@@ -3,7 +3,8 @@ plugin host, the queue and metrics, handed to ``mediasvc.worker_options`` (which
 uses too).
 
 ``mediasvc worker`` runs ``saq.Worker(**worker_settings(settings))``; ``saq mediasvc.jobs.worker.settings`` works as
-well. Resources (database pool, storage, plugin host, queue) live in the job ``ctx`` from ``startup``. Only the CLI
+well. Either way the worker serves both queues: processing, and (a second SAQ worker its start-up runs beside it)
+the housekeeping queue with the cron jobs and event dispatch. Resources (database pool, storage, plugin host, queue) live in the job ``ctx`` from ``startup``. Only the CLI
 imports this package: the API app must not depend on the worker's wiring.
 """
 

@@ -14,7 +14,6 @@ from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.static_files import create_static_files_router
 from saq import Worker
 
@@ -34,10 +33,14 @@ from mediasvc.delivery.embed import embed_player
 from mediasvc.delivery.fast_path import hls_fast_path
 from mediasvc.delivery.hls import HLS_ROUTES
 from mediasvc.auth import api_key_guard, provide_principal
+from mediasvc.cors import cors_middleware
 from mediasvc.database import bind_tables, close_pool, engine_for, open_pool
+from mediasvc.draining import DrainState
 from mediasvc.errors import exception_handler
 from mediasvc.metrics import Metrics
 from mediasvc.middleware import observability_middleware
+from mediasvc.openapi_doc import openapi_config
+from mediasvc.allow_header import allow_header_middleware
 from mediasvc.plugins import PluginHost
 from mediasvc.queue import create_queue
 from mediasvc.services import Services, provide_services
@@ -58,16 +61,17 @@ def create_app(settings: Settings | None = None, *, extra_plugins: Sequence[obje
         dependencies={"services": Provide(provide_services, sync_to_thread=False),
                       "principal": Provide(provide_principal, sync_to_thread=False)},
         exception_handlers={Exception: exception_handler},
-        middleware=[observability_middleware],
+        middleware=[observability_middleware, allow_header_middleware],
         lifespan=[_lifespan],
         openapi_config=_configure_openapi(),
         plugins=_configure_dashboard(host),
-        state=State({"services": services}),
+        state=State({"services": services, "drain": DrainState.from_environment()}),
         logging_config=None,  # logging is configured once by the CLI (JSON lines with request ids)
         request_max_body_size=settings.max_json_body_bytes,
         debug=False,
     )
     app.asgi_handler = hls_fast_path(app, app.asgi_handler)  # HLS bytes before routing, where it is safe
+    app.asgi_handler = cors_middleware(settings.cors, app.asgi_handler)  # outermost: preflights need no key
     return app
 
 
@@ -108,8 +112,8 @@ def _configure_dashboard(host: PluginHost) -> list[Any]:
 
 
 def _configure_openapi() -> OpenAPIConfig:
-    return OpenAPIConfig(title="mediasvc", version=__version__, path="/schema",
-                         render_plugins=[ScalarRenderPlugin()])
+    """The document is finished (error envelope, security, tus/multipart/form bodies) in mediasvc.openapi_doc."""
+    return openapi_config(__version__)
 
 
 async def _call_hooks(results: list[Any]) -> None:

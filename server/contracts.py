@@ -1,5 +1,5 @@
 """The types plugins implement or receive: storage backends, processors, event sinks, models, transcription
-engines, image analyzers and dashboard panels."""
+engines, image analyzers and dashboard panels (chunk joiners: ``mediasvc.contracts_join``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 from uuid import UUID
 
 import msgspec
+
+# the chunk-joiner contract has its own module (split by concern); its names stay importable from here
+from mediasvc.contracts_join import ChunkJoiner, JoinError, JoinPart, JoinResult  # noqa: F401
 
 if TYPE_CHECKING:
     from mediasvc.settings import Settings
@@ -118,8 +121,8 @@ class ProcessorResult(msgspec.Struct):
 
 class ProcessorContext(Protocol):
     """What a processor gets: the asset (a read-only snapshot: report changes in the ``ProcessorResult``), its
-    storage, settings, the plugin host (other plugins' engines and analyzers), a way to report progress, and a way
-    to publish an event about the asset while it runs (``rendition.ready`` per rung)."""
+    storage, settings, the plugin host (engines, analyzers), progress, and while it runs: events (``emit``) and
+    renditions recorded before the step ends (``publish_rendition``: playable early; the result lists them too)."""
 
     asset_id: UUID
     asset: Any
@@ -131,9 +134,22 @@ class ProcessorContext(Protocol):
 
     async def emit(self, event_type: str, data: dict[str, Any]) -> None: ...
 
+    async def publish_rendition(self, rendition: RenditionOut) -> None: ...
+
 
 @runtime_checkable
 class Processor(Protocol):
+    """One step of a profile. Optional class attributes (not protocol members, so older processors still match):
+
+    - ``needs: frozenset[str]``: the steps that must succeed (or be skipped) before this one starts; needs that
+      are not in the asset's profile are ignored. Steps whose needs are met run side by side on different
+      workers, the profile order is the tie-break, and a failed step skips the steps that need it (transitively),
+      not its siblings. Without ``needs`` a step waits for every step listed before it (the old list order).
+    - ``cost(asset) -> float``: the step's expected cost relative to the other steps of the asset (the asset row,
+      ``metadata.probe`` included once the probe ran); overall progress and ETA weigh each step by it. Default 1.
+    - ``stall_seconds``: see ``mediasvc.step_watch``.
+    """
+
     name: str
     kinds: frozenset[str]  # media kinds it accepts: video, audio, image, document
     timeout_seconds: int
@@ -360,38 +376,4 @@ class MediaProber(Protocol):
     def describe(self, path: Path, content_type: str) -> MediaInfo:
         """A summary of the file, read as ``content_type`` (one of ``content_types``, sniffed by the core).
         Raises ``MediaUnreadable`` (short message) when it cannot be read."""
-        ...
-
-
-class JoinError(Exception):
-    """The chunks cannot be joined (no decodable media, nothing in common); retrying will not help."""
-
-
-class JoinPart(msgspec.Struct):
-    """One chunk file to join, in order: ``trim`` seconds (its overlap with the previous chunk) are dropped from
-    its start."""
-
-    path: Path
-    trim: float = 0.0
-
-
-class JoinResult(msgspec.Struct):
-    mode: str  # how it was joined: "remux" (packets copied) or "reencode"
-    duration: float  # seconds of media written
-    parts: int
-    extension: str  # of the file written: the chunks' for a remux, mp4 or m4a for a re-encode
-
-
-@runtime_checkable
-class ChunkJoiner(Protocol):
-    """Joins a recording session's chunk files into one recording, overlaps trimmed (blocking: the core runs it in
-    a thread). Chunk files are local and were sniffed as audio/video when they were uploaded."""
-
-    name: str  # unique: "pyav"
-
-    def join(self, parts: list[JoinPart], out_path: Path, extension: str, *, kind: str) -> JoinResult:
-        """Write the joined recording to ``out_path`` (container chosen by ``extension``, the chunks' own) and say
-        what was written; ``kind`` is the profile's (``video`` or ``audio``: what a re-encode keeps). A result
-        whose ``extension`` differs from the one asked for was still written to ``out_path``. Raises
-        ``JoinError`` when the chunks cannot be joined."""
         ...

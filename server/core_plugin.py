@@ -20,6 +20,7 @@ from mediasvc.lifecycle import (
     sweep_orphans,
 )
 from mediasvc.processing import RUN_STEP_JOB, SWEEP_JOB, run_step, sweep_stale_steps
+from mediasvc.processing_recovery import RECOVER_JOB, recover_unstarted
 
 
 @hookimpl
@@ -31,6 +32,7 @@ def register_jobs() -> list[tuple[str, Callable[..., Any]]]:
         (EXPIRE_JOB, expire_presigned_uploads),
         (JOIN_JOB, join_session),
         (SWEEP_JOB, sweep_stale_steps),
+        (RECOVER_JOB, recover_unstarted),
         (RETENTION_JOB, delete_expired_originals),
         (ORPHANS_JOB, sweep_orphans),
     ]
@@ -40,12 +42,15 @@ def register_jobs() -> list[tuple[str, Callable[..., Any]]]:
 def register_cron_jobs() -> list[CronJob]:
     # The dispatch sweep: anything a kick missed, and retries whose scheduled job was lost, go out within a minute.
     # Stale steps every 15 s (cron's sixth field is seconds): a killed worker's step is retried once its heartbeat
-    # lapses; the check is one indexed query plus a queue lookup per running step. Expired tus uploads: tus.expire
-    # (server.ingest.tus_jobs, every 5 minutes). Retention hourly, the orphan sweep (a full listing) once a day.
+    # lapses; the check is one indexed query plus a queue lookup per running step. Steps a crash left unstarted
+    # (committed, never enqueued) every 30 s. Expired tus uploads: tus.expire (server.ingest.tus_jobs, every 5
+    # minutes). Retention hourly, the orphan sweep (a full listing) once a day. Every cron job runs on the
+    # housekeeping queue (mediasvc.worker_options), never behind a transcode.
     return [
         CronJob(dispatch_events, cron="* * * * *", timeout=300, retries=1),
         CronJob(expire_presigned_uploads, cron="*/5 * * * *", timeout=300, retries=1),
         CronJob(sweep_stale_steps, cron="* * * * * */15", timeout=60, retries=1),
+        CronJob(recover_unstarted, cron="* * * * * */30", timeout=120, retries=1),
         CronJob(delete_expired_originals, cron="17 * * * *", timeout=1800, retries=1),
         CronJob(sweep_orphans, cron="43 3 * * *", timeout=3 * 3600, retries=1),
     ]

@@ -6,13 +6,21 @@ Plugins raise these, never framework HTTP exceptions. The envelope:
 
 from __future__ import annotations
 
+import errno
 import html
 import logging
 import uuid
 from typing import Any
 
+import asyncpg
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+
+try:  # the Redis queue's client (saq[redis]); absent when the queue runs on PostgreSQL only
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+except ImportError:  # pragma: no cover
+    RedisConnectionError = RedisTimeoutError = ConnectionError  # type: ignore[misc,assignment]
 
 log = logging.getLogger("mediasvc.errors")
 
@@ -87,13 +95,30 @@ class ValidationFailed(MediaServiceError):
 
 
 class ServiceUnavailable(MediaServiceError):
+    """Something the request needs is down for now (the database, the queue): the client should retry after
+    ``Retry-After`` seconds."""
+
     status_code, code = 503, "service_unavailable"
+    retry_after_seconds: int | None = 5
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message, details=details, headers=headers)
+        if self.retry_after_seconds is not None:
+            self.headers.setdefault("Retry-After", str(self.retry_after_seconds))
 
 
 class ModelMissing(ServiceUnavailable):
     """A model is not prepared on this machine; the message names the command or package that provides it."""
 
     code = "model_missing"
+    retry_after_seconds = None  # retrying does not help until an operator installs it
+
+
+class InsufficientStorage(MediaServiceError):
+    """The disk (or quota) that holds the data is full: nothing of the request was kept; retry once space is
+    freed (an upload resumes from its offset)."""
+
+    status_code, code = 507, "insufficient_storage"
 
 
 _HTTP_CODES = {
@@ -108,7 +133,36 @@ _HTTP_CODES = {
     422: "validation_failed",
     429: "too_many_requests",
     503: "service_unavailable",
+    507: "insufficient_storage",
 }
+
+# A dependency that cannot be reached right now: the database (asyncpg: refused, reset, shut down, starting up,
+# out of connections), the Redis queue, or any socket-level connection error. Answered 503 + Retry-After.
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    RedisConnectionError, RedisTimeoutError, ConnectionError,
+)
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def _dependency_error(exc: BaseException) -> MediaServiceError | None:
+    """The 503 (a dependency down) or 507 (disk full) an unexpected error stands for, looking through its causes;
+    None for anything else (a bug: 500)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        if isinstance(seen, OSError) and seen.errno in _DISK_FULL:
+            return InsufficientStorage("The storage that holds uploads is full; nothing of this request was kept. "
+                                       "Retry when space is freed", details={"reason": "disk_full"})
+        if isinstance(seen, _UNREACHABLE) or (isinstance(seen, asyncpg.InterfaceError) and "closed" in str(seen)):
+            component = "database" if type(seen).__module__.startswith("asyncpg") else (
+                "queue" if type(seen).__module__.startswith("redis") else "dependency")
+            return ServiceUnavailable(f"The {component} is unavailable right now; retry shortly",
+                                      details={"component": component, "reason": type(seen).__name__})
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None, request_id: str | None) -> dict[str, Any]:
@@ -128,6 +182,9 @@ def _describe(exc: Exception) -> tuple[int, str, str, dict[str, Any], dict[str, 
         code = _HTTP_CODES.get(status, "http_error" if status < 500 else "internal_error")
         headers = dict(exc.headers or {})
         return status, code, str(exc.detail), {}, headers
+    mapped = _dependency_error(exc)
+    if mapped is not None:
+        return mapped.status_code, mapped.code, mapped.message, mapped.details, mapped.headers
     return 500, "internal_error", "Internal server error", {}, {}
 
 

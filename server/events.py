@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 from mediasvc.contracts import Event, SinkError
+from mediasvc.queue import housekeeping_queue
 from mediasvc.tables import Event as EventRow
 from mediasvc.tables import EventDelivery
 
@@ -32,6 +33,7 @@ MEDIA_PROCESSING_FAILED = "media.processing_failed"
 MEDIA_DELETED = "media.deleted"
 CHUNK_UPLOADED = "chunk_uploaded"
 SESSION_COMPLETED = "session.completed"
+SESSION_FAILED = "session.failed"  # a session's join failed: payload says why (readable, no paths)
 MEDIA_ORIGINAL_DELETED = "media.original_deleted"
 # The types the core itself emits. Plugins declare theirs (``transcription.ready``, ``rendition.ready``…) with the
 # ``register_event_types`` hook; ``PluginHost.event_types`` lists both (the dashboard's event filter).
@@ -42,6 +44,7 @@ EVENT_TYPES = (
     MEDIA_DELETED,
     CHUNK_UPLOADED,
     SESSION_COMPLETED,
+    SESSION_FAILED,
     MEDIA_ORIGINAL_DELETED,
 )
 
@@ -58,9 +61,11 @@ async def emit(event_type: str, data: dict[str, Any], *, tenant_id: UUID | None)
 
 
 async def kick(queue: Queue) -> None:
-    """Ask a worker to dispatch soon. The per-second key collapses a burst of kicks into one job; the job loops
-    until nothing is left and the cron sweep catches anything that slips between."""
-    await queue.enqueue(DISPATCH_JOB, key=f"{DISPATCH_JOB}:{int(time.time())}", timeout=300, retries=1)
+    """Ask a worker to dispatch soon, on the housekeeping queue (never behind a transcode). The per-second key
+    collapses a burst of kicks into one job; the job loops until nothing is left and the cron sweep catches
+    anything that slips between."""
+    await housekeeping_queue(queue).enqueue(DISPATCH_JOB, key=f"{DISPATCH_JOB}:{int(time.time())}", timeout=300,
+                                            retries=1)
 
 
 def _now() -> datetime:
@@ -182,7 +187,7 @@ async def dispatch_events(ctx: dict[str, Any]) -> dict[str, int]:
             break
     retry_at = await next_retry_at()
     if retry_at is not None:
-        await ctx["queue"].enqueue(
+        await housekeeping_queue(ctx["queue"]).enqueue(
             DISPATCH_JOB, key=f"{DISPATCH_JOB}:at:{int(retry_at.timestamp())}", scheduled=int(retry_at.timestamp()) + 1,
             timeout=300, retries=1,
         )

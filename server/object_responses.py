@@ -1,6 +1,10 @@
 """A stored object as an HTTP response: one byte range (206), ETag / Last-Modified and conditional requests (304),
 streamed from the local file or the object store. Used by ``/media/serve`` (``mediasvc.api.media``) and the HLS
-proxy (``mediasvc.delivery.hls``); content types by file name for both."""
+proxy (``mediasvc.delivery.hls``); content types by file name for both.
+
+Every response carrying stored bytes sends :data:`STORED_BYTES_HEADERS`: ``nosniff`` (a browser never second-guesses
+the type, so ``x.php.jpg`` stays an image) and ``Content-Security-Policy: sandbox`` (a file opened as a page gets an
+opaque origin and no scripts; media, images and PDFs still display, and players fetching it are unaffected)."""
 
 from __future__ import annotations
 
@@ -21,10 +25,12 @@ from litestar.status_codes import HTTP_200_OK, HTTP_206_PARTIAL_CONTENT, HTTP_30
 
 from mediasvc.contracts import ObjectInfo
 from mediasvc.errors import MediaServiceError, NotFound
+from mediasvc.text_rules import CONTROL, clean_name
 
 READ_SIZE = 256 * 1024
 EXTRA_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t", ".m4s": "video/iso.segment",
                ".vtt": "text/vtt", ".webp": "image/webp", ".avif": "image/avif", ".wav": "audio/wav"}
+STORED_BYTES_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
 
 
 class RangeNotSatisfiable(MediaServiceError):
@@ -32,7 +38,9 @@ class RangeNotSatisfiable(MediaServiceError):
 
 
 def content_disposition(name: str) -> str:
-    """``attachment`` with an ASCII fallback and the exact UTF-8 name (RFC 6266 / 5987)."""
+    """``attachment`` with an ASCII fallback and the exact UTF-8 name (RFC 6266 / 5987), without bidi controls,
+    invisible format characters or control characters (names stored before ``mediasvc.text_rules`` may hold them)."""
+    name = CONTROL.sub("_", clean_name(name))
     fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name) or "download"
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
@@ -132,7 +140,8 @@ async def respond_with_object(request: Request[Any, Any, Any], services: Any, ke
     """The object's bytes with Range (206), ETag/Last-Modified and conditional requests (304)."""
     info, path = await _object_info(services, key)
     etag = _etag(info)
-    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": cache_control, **(extra_headers or {})}
+    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": cache_control, **STORED_BYTES_HEADERS,
+               **(extra_headers or {})}
     if info.last_modified:
         headers["Last-Modified"] = format_datetime(info.last_modified, usegmt=True)
     if _not_modified(request, etag, info.last_modified):

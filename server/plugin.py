@@ -20,7 +20,8 @@ Names load on first use (PEP 562), so importing this module costs nothing until 
 - **Host services**: ``Settings`` (a plugin reads its section with ``plugin_section``), ``PluginHost`` (what
   ``ctx.host`` is: other plugins' engines, analyzers, processors), ``emit_event`` / ``kick_events`` (the outbox),
   ``schedule_steps`` and ``enqueue`` (background work), ``serve_url`` / ``sign_path`` (signed URLs),
-  ``local_file`` (a stored object as a local file), ``bind_tables`` (a plugin's own Piccolo tables on the core's
+  ``local_file`` (a stored object as a local file), ``scratch_dir`` (a step's folder for temporary files, under the
+  data dir, removed when the step ends), ``bind_tables`` (a plugin's own Piccolo tables on the core's
   database), the core tables a plugin may read (``Asset``, ``Rendition``, ``ProcessingJob``, ``RecordingSession``,
   ``Chunk``, ``Tenant``, ``Transcript``), and for routes and dashboard panels: ``api_key_guard``, ``Principal``,
   ``PrincipalDep``, ``Services``, ``ServicesDep``, ``get_asset_row``, ``get_session_row``, ``encode_cursor``,
@@ -91,6 +92,7 @@ _EXPORTS: dict[str, str] = {
     "SNIFF_BYTES": "mediasvc.ingest.validation",
     "Sniffed": "mediasvc.ingest.validation",
     "ModelFile": "mediasvc.contracts",  # a pinned official file of a ModelSpec's download
+    "scratch_dir": "mediasvc.scratch",  # a step's folder for temporary files, under the data dir
 }
 
 __all__ = ["API_VERSION", *_EXPORTS]
@@ -144,3 +146,4 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     )
     from mediasvc.ingest.validation import SNIFF_BYTES, Sniffed, sniff
     from mediasvc.contracts import ModelFile
+    from mediasvc.scratch import scratch_dir

@@ -18,6 +18,7 @@ import pluggy
 
 from mediasvc import hookspecs
 from mediasvc.errors import ConfigurationError
+from mediasvc.ingest.tus_settings import tus_settings
 from mediasvc.profiles import missing_step_message
 
 if TYPE_CHECKING:
@@ -111,6 +112,7 @@ class PluginHost:
         self.media_probers  # noqa: B018
         self.chunk_joiners  # noqa: B018
         self.check_profile_steps()
+        tus_settings(self.settings)  # [plugins.tus] bounds and default_profile (auto, required or a profile)
 
     def check_profile_steps(self) -> None:
         """A profile step no installed plugin provides fails start-up, naming the extra to install, unless the

@@ -1,10 +1,13 @@
-"""Processing: a profile's steps run one after another as SAQ jobs, mirrored in `processing_jobs` rows.
+"""Processing: a profile's steps run as SAQ jobs, mirrored in `processing_jobs` rows, side by side where their
+``needs`` allow (``mediasvc.step_graph``).
 
-``schedule_processing`` creates a row per step (``skipped`` when no processor is installed) and enqueues the first
-runnable one; ``run_step`` (the ``processing.run_step`` job) runs a processor, replaces its renditions atomically,
-and enqueues the next step. A ``PermanentProcessingError`` fails the step at once; anything else is retried with
-exponential backoff until the attempts run out. The asset ends ``ready`` or ``failed`` with a reason, and
-`media.processed` / `media.processing_failed` is emitted.
+``create_steps`` writes a row per step (``skipped`` when no processor is installed) inside the caller's transaction,
+``start_next_step`` enqueues every runnable one after commit (``schedule_processing`` does both), and
+``mediasvc.processing_recovery`` finds steps a crash left unstarted. ``run_step`` (the ``processing.run_step`` job)
+runs a processor, replaces its renditions atomically, and enqueues the steps that waited for it. A
+``PermanentProcessingError`` fails the step at once (and skips the steps that need it); anything else is retried
+with exponential backoff until the attempts run out. When every step is done the asset ends ``ready`` or
+``failed`` with a reason, and `media.processed` / `media.processing_failed` is emitted.
 """
 
 from __future__ import annotations
@@ -17,13 +20,17 @@ import logging
 import time
 import warnings
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from mediasvc import events
+from mediasvc import events, step_graph
 from mediasvc.contracts import ProcessorResult, RenditionOut
 from mediasvc.errors import PermanentProcessingError
 from mediasvc.queue import enqueue_job
+from mediasvc.scratch import remove_folder, step_folder
+from mediasvc.step_watch import heartbeat, run_watched, stall_seconds
+from mediasvc.step_errors import report_failure
 from mediasvc.tables import Asset, ProcessingJob, Rendition
 
 if TYPE_CHECKING:
@@ -42,9 +49,11 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-async def schedule_processing(queue: Queue, settings: Settings, host: PluginHost, asset_id: UUID,
-                              steps: list[str] | None = None) -> list[UUID]:
-    """Create job rows for the profile's steps (or ``steps``) and start the first. Returns the job ids."""
+async def create_steps(settings: Settings, host: PluginHost, asset_id: UUID,
+                       steps: list[str] | None = None) -> list[UUID]:
+    """Write a row per step of the asset's profile (or ``steps``): ``queued``, or ``skipped`` when no installed
+    processor takes it. Enqueues nothing, so it belongs inside the transaction that writes the asset: a crash
+    after the commit then leaves ``queued`` rows for ``processing.recover`` to find. Returns the row ids."""
     asset = await Asset.select(Asset.profile, Asset.kind).where(Asset.id == asset_id).first()
     profile = settings.profiles[asset["profile"]]
     rows = []
@@ -61,44 +70,96 @@ async def schedule_processing(queue: Queue, settings: Settings, host: PluginHost
             rows.append(ProcessingJob(asset=asset_id, step=step, status="queued"))
     if rows:
         await ProcessingJob.insert(*rows)
-    await _start_next(queue, settings, host, asset_id)
     return [row.id for row in rows]
 
 
-async def _start_next(queue: Queue, settings: Settings, host: PluginHost, asset_id: UUID) -> None:
-    pending = await ProcessingJob.select(ProcessingJob.id, ProcessingJob.step).where(
-        ProcessingJob.asset == asset_id, ProcessingJob.status == "queued"
-    ).order_by(ProcessingJob.created_at).first()
-    if pending is None:
+async def schedule_processing(queue: Queue, settings: Settings, host: PluginHost, asset_id: UUID,
+                              steps: list[str] | None = None) -> list[UUID]:
+    """Create rows for the profile's steps (or ``steps``) and start the first. Returns the row ids."""
+    ids = await create_steps(settings, host, asset_id, steps)
+    await start_next_step(queue, settings, host, asset_id)
+    return ids
+
+
+def step_job_key(row: dict[str, Any]) -> str:
+    """The SAQ job key of a step: ``step:<row id>``, or the key the stale sweep gave it when requeuing."""
+    return row["queue_key"] or f"step:{row['id']}"
+
+
+async def _asset_runs(asset_id: UUID) -> list[dict[str, Any]]:
+    rows = await ProcessingJob.select(ProcessingJob.id, ProcessingJob.step, ProcessingJob.status,
+                                      ProcessingJob.error, ProcessingJob.queue_key, ProcessingJob.created_at).where(
+        ProcessingJob.asset == asset_id)
+    return step_graph.newest_runs(rows)
+
+
+async def start_next_step(queue: Queue, settings: Settings, host: PluginHost, asset_id: UUID) -> None:
+    """After commit: skip the waiting steps a failed step dooms, enqueue every waiting step whose needs are met
+    (``mediasvc.step_graph``), in profile order, or finish the asset when every step is done. Safe to repeat and
+    to run on two workers at once: each step's enqueue is claimed by one conditional update of its ``queue_key``
+    ('' → ``step:<id>``), and only the winner enqueues."""
+    runs = await _asset_runs(asset_id)
+    for step, failed in step_graph.doomed(runs, host.processors).items():
+        await ProcessingJob.update({ProcessingJob.status: "skipped", ProcessingJob.error: f"after {failed} failed",
+                                    ProcessingJob.completed_at: _now()}).where(
+            ProcessingJob.asset == asset_id, ProcessingJob.step == step, ProcessingJob.status == "queued")
+    runs = await _asset_runs(asset_id)
+    if all(r["status"] in TERMINAL for r in runs):
         await _finish_asset(asset_id)
         return
-    await Asset.update({Asset.status: "processing", Asset.updated_at: _now()}).where(
-        Asset.id == asset_id, Asset.status.is_in(["uploaded", "ready", "failed", "processing"])
-    )
-    processor = host.processors[pending["step"]]
-    await enqueue_job(queue, settings, RUN_STEP_JOB, job_id=str(pending["id"]),
+    # ``processing`` only while a step is open, so a worker that finished the last step meanwhile keeps its word
+    await Asset.raw("UPDATE assets SET status = 'processing', updated_at = {} WHERE id = {} "
+                    "AND status IN ('uploaded', 'ready', 'failed') AND EXISTS (SELECT 1 FROM processing_jobs "
+                    "WHERE asset = {} AND status IN ('queued', 'running'))", _now(), asset_id, asset_id)
+    for row in step_graph.runnable(runs, host.processors):
+        if row["queue_key"]:
+            continue  # enqueued already (a retry waits in SAQ, or the sweeps own it)
+        key = f"step:{row['id']}"
+        claimed = await ProcessingJob.update({ProcessingJob.queue_key: key}).where(
+            ProcessingJob.id == row["id"], ProcessingJob.status == "queued", ProcessingJob.queue_key == ""
+        ).returning(ProcessingJob.id)
+        if claimed:
+            await enqueue_step(queue, settings, host, {**row, "queue_key": key})
+
+
+async def enqueue_step(queue: Queue, settings: Settings, host: PluginHost, row: dict[str, Any]) -> None:
+    """Enqueue one step under its job key (``step_job_key``): a second enqueue under the same key is a no-op."""
+    processor = host.processors[row["step"]]
+    await enqueue_job(queue, settings, RUN_STEP_JOB, job_id=str(row["id"]),
                       timeout=getattr(processor, "timeout_seconds", settings.queue.default_timeout_seconds),
-                      heartbeat=settings.queue.heartbeat_seconds, key=f"step:{pending['id']}")
+                      heartbeat=settings.queue.heartbeat_seconds, key=step_job_key(row))
+
+
+_start_next = start_next_step  # run_step's name for it
 
 
 async def _finish_asset(asset_id: UUID) -> None:
-    """All steps are terminal: the asset is ready, or failed naming the failed steps."""
-    jobs = await ProcessingJob.select(ProcessingJob.step, ProcessingJob.status, ProcessingJob.error).where(
-        ProcessingJob.asset == asset_id)
+    """All steps are terminal: the asset is ready, or failed naming the failed steps. The status change is
+    conditional (only when it changes), so of two workers finishing the last steps at once only one emits the
+    event."""
+    jobs = await _asset_runs(asset_id)
+    if any(j["status"] not in TERMINAL for j in jobs):
+        return
     failed = [j for j in jobs if j["status"] == "failed"]
-    asset = await Asset.select(Asset.tenant, Asset.status, Asset.profile).where(Asset.id == asset_id).first()
-    if asset is None or asset["status"] == "deleted":
+    asset = await Asset.select(Asset.tenant, Asset.status, Asset.profile, Asset.metadata).where(
+        Asset.id == asset_id).output(load_json=True).first()
+    target = "failed" if failed else "ready"
+    if asset is None or asset["status"] in ("deleted", target):
         return
     reason = "; ".join(f"{j['step']}: {j['error']}" for j in failed) or None
     async with Asset._meta.db.transaction():
-        await Asset.update({Asset.status: "failed" if failed else "ready", Asset.error: reason,
-                            Asset.updated_at: _now()}).where(Asset.id == asset_id)
+        won = await Asset.update({Asset.status: target, Asset.error: reason, Asset.updated_at: _now()}).where(
+            Asset.id == asset_id, Asset.status.not_in(["deleted", target])).returning(Asset.id)
+        if not won:
+            return
         data = {"asset_id": str(asset_id), "profile": asset["profile"],
                 "steps": {j["step"]: j["status"] for j in jobs}}
         if failed:
             await events.emit(events.MEDIA_PROCESSING_FAILED, {**data, "error": reason}, tenant_id=asset["tenant"])
         else:
-            await events.emit(events.MEDIA_PROCESSED, data, tenant_id=asset["tenant"])
+            # partial: the probe kept a truncated file (``[plugins.video] truncated = "flag"``)
+            partial = bool(((asset["metadata"] or {}).get("probe") or {}).get("partial"))
+            await events.emit(events.MEDIA_PROCESSED, {**data, "partial": partial}, tenant_id=asset["tenant"])
 
 
 class StepContext:
@@ -115,22 +176,42 @@ class StepContext:
         self._saq_job = saq_job
         self._queue = queue
         self._last_write = 0.0
+        self._last_percent: float | None = None
+        self.progress_at = time.monotonic()  # when progress last moved: the step's watch fails a stalled step
+
+    @property
+    def scratch(self) -> Path:
+        """The step's scratch folder (``mediasvc.plugin.scratch_dir``), removed when the step ends."""
+        return step_folder(self.settings, self._job_row_id)
 
     async def emit(self, event_type: str, data: dict[str, Any]) -> None:
         """Publish an event about this asset now, while the step runs (``rendition.ready`` per HLS rung)."""
+        self.progress_at = time.monotonic()
         async with Asset._meta.db.transaction():
             await events.emit(event_type, {"asset_id": str(self.asset_id), **data}, tenant_id=self.asset["tenant"])
         if self._queue is not None:
             await events.kick(self._queue)
 
+    async def publish_rendition(self, rendition: RenditionOut) -> None:
+        """Record a finished rendition now, while the step runs (an HLS rung and the master listing it), so
+        playback can use it before the step ends; same (kind, name) replacement as the step's result."""
+        self.progress_at = time.monotonic()
+        await _replace_renditions(self.asset_id, [rendition])
+
     async def progress(self, percent: float, message: str = "") -> None:
-        """Store progress (0-100) at most 4 times a second; it is also the job's heartbeat."""
+        """Store progress (0-100, never lowered) at most 4 times a second; a value that moved keeps the step
+        alive."""
         now = time.monotonic()
+        if percent != self._last_percent:
+            self._last_percent = percent
+            self.progress_at = now
         if now - self._last_write < 0.25 and percent < 100:
             return
         self._last_write = now
         percent = max(0.0, min(100.0, percent))
-        await ProcessingJob.update({ProcessingJob.progress: percent}).where(ProcessingJob.id == self._job_row_id)
+        # the highest value stays: a retry starting over never moves the asset's progress backwards
+        await ProcessingJob.raw("UPDATE processing_jobs SET progress = GREATEST(progress, {}) WHERE id = {}",
+                                percent, self._job_row_id)
         if self._saq_job is not None:
             await self._saq_job.update(progress=percent / 100)
 
@@ -145,19 +226,6 @@ async def _replace_renditions(asset_id: UUID, outputs: list[RenditionOut]) -> No
                 content_type=out.content_type, size_bytes=out.size_bytes, width=out.width, height=out.height,
                 duration_seconds=out.duration_seconds, bitrate=out.bitrate, metadata=out.metadata,
             ))
-
-
-async def _heartbeat(saq_job: Any, seconds: int) -> None:
-    """Touch the SAQ job while its step runs, whether or not the processor reports progress: only a job whose
-    worker died stops being touched, and that is how the sweeps tell it from a slow one."""
-    if saq_job is None or not seconds:
-        return
-    while True:
-        await asyncio.sleep(max(0.2, seconds / 4))
-        try:
-            await saq_job.update()
-        except Exception as exc:  # noqa: BLE001 - a queue hiccup must not fail the step; the next beat retries
-            log.warning("heartbeat of %s failed: %s", saq_job.key, exc)
 
 
 async def _still_ours(row_id: UUID, queue_key: str) -> bool:
@@ -194,17 +262,18 @@ async def run_step(ctx: dict[str, Any], *, job_id: str) -> dict[str, Any]:
     metadata_before = copy.deepcopy(asset.get("metadata"))
     step_ctx = StepContext(asset, settings, ctx["storage"], row_id, saq_job, ctx.get("queue"), host)
     started = time.perf_counter()
-    beat = asyncio.create_task(_heartbeat(saq_job, settings.queue.heartbeat_seconds))
+    # the watch touches the SAQ job while progress moves, and fails the attempt when it stops moving
+    watch = heartbeat(saq_job, settings.queue.heartbeat_seconds, lambda: step_ctx.progress_at,
+                      stall_seconds(processor, settings))
     try:
-        outputs = await asyncio.wait_for(processor.run(step_ctx), timeout=processor.timeout_seconds)
+        outputs = await run_watched(asyncio.wait_for(processor.run(step_ctx), timeout=processor.timeout_seconds),
+                                    watch)
     except Exception as exc:
         if not await _still_ours(row_id, queue_key):
             return {"skipped": "superseded"}
         return await _step_failed(ctx, row, attempts, exc, time.perf_counter() - started)
     finally:
-        beat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beat
+        await asyncio.to_thread(remove_folder, step_ctx.scratch)
     if not await _still_ours(row_id, queue_key):
         log.warning("step %s of asset %s was requeued while this run went on: its output is dropped", row["step"],
                     asset["id"])
@@ -244,9 +313,9 @@ async def _step_failed(ctx: dict[str, Any], row: dict[str, Any], attempts: int, 
                        seconds: float) -> dict[str, Any]:
     settings: Settings = ctx["settings"]
     permanent = isinstance(exc, PermanentProcessingError)
-    message = str(exc) or type(exc).__name__
-    if isinstance(exc, asyncio.TimeoutError):
-        message = f"timed out after {seconds:.0f}s"
+    # readable text and a stable code for clients; the exception itself goes to the log under the step's id
+    _code, message = report_failure(exc, step=row["step"], step_id=row["id"], asset_id=row["asset"],
+                                    seconds=seconds)
     last_attempt = permanent or attempts >= settings.queue.default_retries
     _observe(ctx, row["step"], "failed", seconds)
     if not last_attempt:
@@ -257,11 +326,8 @@ async def _step_failed(ctx: dict[str, Any], row: dict[str, Any], attempts: int, 
         raise exc  # SAQ retries with exponential backoff
     await ProcessingJob.update({ProcessingJob.status: "failed", ProcessingJob.error: message,
                                 ProcessingJob.completed_at: _now()}).where(ProcessingJob.id == row["id"])
-    # later steps cannot run on an asset whose step failed: they are skipped, the asset fails with the reason
-    await ProcessingJob.update({ProcessingJob.status: "skipped", ProcessingJob.error: f"after {row['step']} failed",
-                                ProcessingJob.completed_at: _now()}).where(
-        ProcessingJob.asset == row["asset"], ProcessingJob.status == "queued")
-    await _finish_asset(row["asset"])
+    # the steps that need this one (transitively) are skipped, its siblings go on; the asset fails at the end
+    await start_next_step(ctx["queue"], settings, ctx["host"], row["asset"])
     await events.kick(ctx["queue"])
     return {"failed": message}
 
@@ -322,10 +388,7 @@ async def sweep_stale_steps(ctx: dict[str, Any]) -> dict[str, int]:
         await ProcessingJob.update({ProcessingJob.status: "failed", ProcessingJob.completed_at: now,
                                     ProcessingJob.error: "worker lost and no attempts left"}).where(
             ProcessingJob.id == row["id"])
-        await ProcessingJob.update({ProcessingJob.status: "skipped", ProcessingJob.completed_at: now,
-                                    ProcessingJob.error: f"after {row['step']} failed"}).where(
-            ProcessingJob.asset == row["asset"], ProcessingJob.status == "queued")
-        await _finish_asset(row["asset"])
+        await start_next_step(ctx["queue"], settings, host, row["asset"])  # skips its dependents, not siblings
         failed += 1
     if requeued or failed:
         await events.kick(ctx["queue"])

@@ -29,6 +29,30 @@ class Profile(msgspec.Struct, forbid_unknown_fields=True):
         return extension.lower().lstrip(".") in self.formats
 
 
+def kind_of_mime(mime: str) -> str | None:
+    """The media kind a declared MIME type names (``image/png`` → image, ``application/pdf`` → document); None
+    for a type that names no kind (empty, ``application/octet-stream``, anything else)."""
+    essence = mime.split(";", 1)[0].strip().lower()
+    major = essence.partition("/")[0]
+    if major in ("video", "audio", "image"):
+        return major
+    return "document" if essence == "application/pdf" else None
+
+
+def match_profiles(profiles: dict[str, Profile], *, extension: str, mime: str = "",
+                   size: int | None = None) -> list[str]:
+    """The profiles, in settings order, that an upload named ``*.extension`` and declared as ``mime`` fits:
+    the extension is one of the profile's formats and the MIME type's kind (when it names one) is the
+    profile's kind. Those whose ``max_bytes`` hold ``size`` come first. Empty when the extension is empty."""
+    extension = extension.lower().lstrip(".")
+    kind = kind_of_mime(mime)
+    found = [name for name, profile in profiles.items()
+             if extension and profile.allows_format(extension) and kind in (None, profile.kind)]
+    if size is None:
+        return found
+    return sorted(found, key=lambda name: profiles[name].max_bytes < size)  # stable: settings order kept
+
+
 # Which extra installs the plugin behind a built-in step (for the start-up error a missing step gets).
 STEP_EXTRAS: dict[str, str] = {
     **dict.fromkeys(("probe", "mp4", "hls", "thumbnail", "audio"), "mediasvc-video"),

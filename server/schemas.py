@@ -1,4 +1,5 @@
-"""msgspec structs for every API payload."""
+"""msgspec structs for every API payload. Request payloads subclass ``CheckedText``: decoding one checks all its
+text for control characters (``mediasvc.text_rules``)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from uuid import UUID
 
 import msgspec
 
+from mediasvc.text_rules import CheckedText
+
 T = TypeVar("T")
 
 AssetStatus = Literal["pending", "uploading", "uploaded", "processing", "ready", "failed", "deleted"]
 
 
-class AssetCreate(msgspec.Struct, forbid_unknown_fields=True):
+class AssetCreate(CheckedText, forbid_unknown_fields=True):
     profile: str
     original_name: str
     content_type: str = ""
@@ -93,17 +96,19 @@ class StepStatus(msgspec.Struct):
     error: str | None
     started_at: datetime | None
     completed_at: datetime | None
+    eta_seconds: float | None = None  # seconds left, from elapsed time and progress; None when unknown
 
 
 class AssetProcessingStatus(msgspec.Struct):
     asset_id: UUID
     status: AssetStatus
     error: str | None
-    progress: float  # mean over the steps that run
+    progress: float  # weighted by each step's expected cost (``mediasvc.progress``); never goes backwards
     steps: list[StepStatus]
+    eta_seconds: float | None = None  # seconds until every step is done; None when unknown
 
 
-class ReprocessRequest(msgspec.Struct, forbid_unknown_fields=True):
+class ReprocessRequest(CheckedText, forbid_unknown_fields=True):
     steps: list[str] | None = None  # None: every step of the profile
 
 
@@ -120,7 +125,7 @@ class RenditionOut(msgspec.Struct):
     url: str | None = None  # signed, expiring, on the CDN base URL when one is set; HLS plays via /playback
 
 
-class PlaybackTokenRequest(msgspec.Struct, forbid_unknown_fields=True):
+class PlaybackTokenRequest(CheckedText, forbid_unknown_fields=True):
     subject: str  # who will watch: a user id, a session id…
     ttl_seconds: int | None = None  # default playback.default_ttl_seconds, at most playback.max_ttl_seconds
     ip: str | None = None  # bind the token to the viewer's IP address
@@ -153,7 +158,7 @@ class PlaybackInfo(msgspec.Struct):
     kind: str
     status: AssetStatus
     duration_seconds: float | None
-    hls_url: str | None  # token-bound; None until the HLS rendition exists
+    hls_url: str | None  # token-bound; set once the first HLS rung is stored, even while ``processing``
     mp4_url: str | None
     thumbnail_url: str | None
     poster_url: str | None
@@ -161,6 +166,10 @@ class PlaybackInfo(msgspec.Struct):
     captions: list[CaptionTrack]
     variants: list[PlaybackVariant]
     token_expires_at: datetime | None
+    # the HLS rungs stored so far, lowest first: the ladder grows while the asset is processing
+    ready_renditions: list[str] = []
+    # the original itself (Range requests) when a browser plays its container and codecs: playable from upload on
+    progressive_url: str | None = None
 
 
 class AssetDetail(Asset):

@@ -44,9 +44,17 @@ class QueueSettings(msgspec.Struct, forbid_unknown_fields=True):
     url: str = ""  # empty: use the database URL (Postgres queue)
     name: str = "mediasvc"
     concurrency: int = 4
+    # cron jobs and event dispatch run on "<name>-housekeeping", this many at a time per worker, apart from
+    # processing, so a busy worker still sweeps and delivers on time
+    housekeeping_concurrency: int = 2
+    # the recovery sweep leaves younger work to the normal path (an upload between its commit and its enqueue)
+    recover_grace_seconds: float = 60.0
     default_timeout_seconds: int = 600
     default_retries: int = 3
     heartbeat_seconds: int = 30
+    # a running step whose progress has not moved for this long is failed (and retried) with "no progress for N s",
+    # even though its worker is alive; 0: never. A processor may set its own ``stall_seconds``.
+    stall_seconds: int = 600
 
 
 class EventSettings(msgspec.Struct, forbid_unknown_fields=True):
@@ -87,6 +95,25 @@ class ModelsSettings(msgspec.Struct, forbid_unknown_fields=True):
     timeout_seconds: float = 60.0  # connect and read timeout
 
 
+class ShutdownSettings(msgspec.Struct, forbid_unknown_fields=True):
+    """``mediasvc serve`` on SIGTERM: ``/health`` answers 503 ``draining`` for ``drain_seconds`` while the port still
+    accepts (load balancers take the instance out), then the server stops accepting and in-flight requests get up
+    to ``timeout_seconds`` to finish before the workers are killed."""
+
+    drain_seconds: float = 5.0
+    timeout_seconds: int = 20
+
+
+class CorsSettings(msgspec.Struct, forbid_unknown_fields=True):
+    """Which browser origins may call the API, tus and presigned uploads (``mediasvc.cors``). Empty: none (no CORS
+    headers). ``"*"``: any origin, then without credentials. Playback (``/hls/``, signed ``/media/serve|stream/``)
+    is open to any origin regardless: the token in the URL is the credential."""
+
+    allow_origins: list[str] = []  # e.g. ["https://interview.example.com"]; scheme://host[:port], no path
+    allow_credentials: bool = False  # cookies / HTTP auth on cross-origin calls; never with "*"
+    max_age_seconds: int = 600  # how long a browser may cache a preflight's answer
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True):
     data_dir: str = "./data"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/mediasvc"
@@ -94,7 +121,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     port: int = 8000
     base_url: str = ""  # public URL of this service, e.g. https://media.example.com
     cdn_base_url: str = ""  # used instead of base_url in every public media URL the API returns
-    secret_key: str = ""  # signs URLs and tokens; generated into <data_dir>/secret_key when empty
+    secret_key: str = ""  # signs URLs and tokens; single host only: generated into <data_dir>/secret_key when empty
     models_dir: str = ""  # prepared models (`mediasvc models install`); default <data_dir>/models
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -108,6 +135,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     events: EventSettings = msgspec.field(default_factory=EventSettings)
     playback: PlaybackSettings = msgspec.field(default_factory=PlaybackSettings)
     models: ModelsSettings = msgspec.field(default_factory=ModelsSettings)
+    shutdown: ShutdownSettings = msgspec.field(default_factory=ShutdownSettings)
+    cors: CorsSettings = msgspec.field(default_factory=CorsSettings)
     profiles: dict[str, Profile] = msgspec.field(default_factory=lambda: dict(DEFAULT_PROFILES))
     plugins: dict[str, dict[str, Any]] = {}  # per-plugin settings, validated by the plugin's own struct
 
@@ -160,16 +189,41 @@ def load_settings(
     return settings
 
 
-def ensure_secret_key(settings: Settings) -> Settings:
-    """Return settings with a secret key: the configured one, or one kept in ``<data_dir>/secret_key``."""
+SINGLE_HOST_BACKENDS = ("local", "memory")
+
+
+def ensure_secret_key(settings: Settings, *, single_host: bool = False) -> Settings:
+    """Return settings with a secret key: the configured one, or (single host only) one kept in
+    ``<data_dir>/secret_key``. A Redis queue or an object store means several hosts, which must share one key:
+    a key generated per data dir would make URLs signed on one host fail on the others, so that refuses to start
+    (SettingsError), unless the caller knows it runs alone (``single_host``: `mediasvc dev`)."""
     if settings.secret_key:
         return settings
+    redis = settings.queue.url.startswith(("redis://", "rediss://"))
+    if not single_host and (redis or settings.storage.backend not in SINGLE_HOST_BACKENDS):
+        raise SettingsError(f"{ENV_PREFIX}SECRET_KEY must be set when the queue is Redis or storage is an object "
+                            "store (several hosts must share it)")
     path = Path(settings.data_dir) / "secret_key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
     return msgspec.structs.replace(settings, secret_key=path.read_text().strip())
+
+
+def database_url_given(env: Mapping[str, str] | None = None,
+                       toml_path: str | os.PathLike[str] | None = None) -> bool:
+    """Whether ``database_url`` is set (environment or TOML file) rather than left at its default."""
+    env = os.environ if env is None else env
+    if env.get(f"{ENV_PREFIX}DATABASE_URL"):
+        return True
+    toml_path = toml_path or env.get(f"{ENV_PREFIX}CONFIG")
+    if not toml_path:
+        return False
+    try:
+        return bool(tomllib.loads(Path(toml_path).read_text()).get("database_url"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False  # load_settings reports the file's problem, naming it
 
 
 def _merge_profiles(configured: Any) -> Any:
@@ -238,6 +292,9 @@ def _check(settings: Settings) -> None:
             f"{ENV_PREFIX}QUEUE__URL (settings key 'queue.url'): must be redis:// or postgresql://, "
             f"got {settings.queue.url!r}"
         )
+    if settings.queue.housekeeping_concurrency < 1:
+        raise SettingsError(f"{ENV_PREFIX}QUEUE__HOUSEKEEPING_CONCURRENCY (settings key "
+                            "'queue.housekeeping_concurrency'): must be at least 1 (cron jobs and event delivery)")
     for name, profile in settings.profiles.items():
         if profile.max_bytes <= 0:
             raise SettingsError(f"profiles.{name}.max_bytes: must be positive, got {profile.max_bytes}")
@@ -249,6 +306,12 @@ def _check(settings: Settings) -> None:
                             f"URL, got {models.base_url!r}")
     if models.attempts < 1:
         raise SettingsError(f"{ENV_PREFIX}MODELS__ATTEMPTS (settings key 'models.attempts'): must be at least 1")
+    shutdown = settings.shutdown
+    if shutdown.drain_seconds < 0 or shutdown.timeout_seconds < 1:
+        raise SettingsError(f"{ENV_PREFIX}SHUTDOWN__DRAIN_SECONDS / __TIMEOUT_SECONDS (settings keys "
+                            "'shutdown.drain_seconds' / 'shutdown.timeout_seconds'): drain must be 0 or more, "
+                            "the timeout at least 1 second")
+    _check_cors(settings.cors)
     playback = settings.playback
     if playback.keys and playback.active_key not in playback.keys:
         raise SettingsError(f"{ENV_PREFIX}PLAYBACK__ACTIVE_KEY (settings key 'playback.active_key'): must be one of "
@@ -256,3 +319,14 @@ def _check(settings: Settings) -> None:
     if playback.segment_delivery == "cdn" and not playback.segment_base_url:
         raise SettingsError(f"{ENV_PREFIX}PLAYBACK__SEGMENT_BASE_URL (settings key 'playback.segment_base_url'): "
                             "required when playback.segment_delivery is 'cdn'")
+
+
+def _check_cors(cors: CorsSettings) -> None:
+    for origin in cors.allow_origins:
+        if origin != "*" and (not origin.startswith(("https://", "http://")) or "/" in origin.split("://", 1)[1]
+                              .rstrip("/")):
+            raise SettingsError(f"{ENV_PREFIX}CORS__ALLOW_ORIGINS (settings key 'cors.allow_origins'): each origin "
+                                f"is scheme://host[:port] or \"*\", got {origin!r}")
+    if cors.allow_credentials and "*" in cors.allow_origins:
+        raise SettingsError(f"{ENV_PREFIX}CORS__ALLOW_CREDENTIALS (settings key 'cors.allow_credentials'): not "
+                            "with \"*\" in cors.allow_origins (browsers refuse credentials for any origin)")

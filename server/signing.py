@@ -44,4 +44,5 @@ def verify_path(
     if expires < (now if now is not None else time.time()):
         return False
     expected = _signature(secret, method, path, expires, query)
-    return hmac.compare_digest(expected, sig)
+    # bytes: a non-ASCII sig is a mismatch (compare_digest raises on non-ASCII str: that was a 500)
+    return hmac.compare_digest(expected.encode(), sig.encode())

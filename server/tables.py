@@ -97,6 +97,9 @@ class RecordingSession(Table, tablename="recording_sessions"):
     profile = Varchar(length=100, default="video_response")
     expected_chunks = Integer(null=True, default=None)
     status = Varchar(length=20, default="active")  # active completed failed deleted
+    mode = Varchar(length=20, default="segments")  # segments (standalone files) or stream (MediaRecorder blobs)
+    error = Text(null=True, default=None)  # why the session failed (readable: no paths), when it did
+    join_state = Varchar(length=20, null=True, default=None)  # the asset join: queued done failed (null: none)
     devices = JSONB(default=[])
     metadata = JSONB(default={})
     asset = ForeignKey(references=Asset, on_delete=OnDelete.set_null, null=True)  # joined recording

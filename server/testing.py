@@ -7,8 +7,9 @@ temp folder. Two levels:
 
 - **A processor on its own** (no database): ``run_processor(processor, source, kind=...)`` stores ``source``
   (a path or bytes) in real local storage, runs the processor with a ``KitContext`` (a ``ProcessorContext``
-  that records progress values and emitted events) under its timeout, and returns a ``ProcessorRun``: the
-  ``ProcessorResult``, the progress values, the events and the context (to read what was stored).
+  that records progress values, emitted events and renditions published early) under its timeout, and returns a
+  ``ProcessorRun``: the ``ProcessorResult``, the progress values, the events and the context (to read what was
+  stored; ``context.published``).
   ``make_context`` gives the context alone, to prepare storage or run a processor twice.
 - **A whole app**: ``running_app(settings, plugins=...)`` serves ``mediasvc.app.create_app`` in the test's
   event loop with its worker, and yields an ``AppUnderTest``: an httpx client, an API key (of a fresh
@@ -44,7 +45,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
-from mediasvc.contracts import Event, Processor, ProcessorResult
+from mediasvc.contracts import Event, Processor, ProcessorResult, RenditionOut
 from mediasvc.hookspecs import hookimpl
 from mediasvc.settings import Settings, load_settings
 
@@ -95,6 +96,14 @@ class EmittedEvent(NamedTuple):
     stored: frozenset[str]
 
 
+class PublishedRendition(NamedTuple):
+    """A rendition a processor recorded while it ran (``ctx.publish_rendition``), with the keys stored under the
+    asset's folder at that moment."""
+
+    rendition: RenditionOut
+    stored: frozenset[str]
+
+
 class KitContext:
     """A ``ProcessorContext`` on real storage that records instead of writing job rows and outbox events:
     ``progress_seen`` (every value reported) and ``events`` (``EmittedEvent`` each)."""
@@ -107,6 +116,7 @@ class KitContext:
         self.host = host
         self.progress_seen: list[float] = []
         self.events: list[EmittedEvent] = []
+        self.published: list[PublishedRendition] = []
 
     @property
     def folder(self) -> str:
@@ -119,6 +129,10 @@ class KitContext:
     async def emit(self, event_type: str, data: dict[str, Any]) -> None:
         stored = frozenset([info.key async for info in self.storage.list(self.folder + "/")])
         self.events.append(EmittedEvent(event_type, data, stored))
+
+    async def publish_rendition(self, rendition: RenditionOut) -> None:
+        stored = frozenset([info.key async for info in self.storage.list(self.folder + "/")])
+        self.published.append(PublishedRendition(rendition, stored))
 
     async def stored_keys(self, under: str = "") -> set[str]:
         """Keys now stored under the asset's folder (or ``under`` inside it, e.g. ``"hls/"``)."""

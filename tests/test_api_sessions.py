@@ -481,7 +481,8 @@ async def test_complete_emits_event_and_join_plays_through_once(app, client, aut
         assert response.status_code == 201, response.text
 
     completed = await client.post(f"{API}/{sid}/complete?join=true", headers=auth)
-    assert completed.status_code == 200, completed.text
+    assert completed.status_code == 202, completed.text  # the join is queued: poll Location for the asset
+    assert completed.headers["location"] == f"/api/v1/sessions/{sid}" and completed.json()["join"] == "queued"
     assert completed.json()["status"] == "completed"
     assert completed.json()["completed_at"]
     [event] = await events_of(sid, "session.completed")
@@ -491,7 +492,7 @@ async def test_complete_emits_event_and_join_plays_through_once(app, client, aut
     assert event["payload"]["duration_seconds"] == pytest.approx(8.0 - 3 * overlap, abs=0.1)
     assert await app.state.services.queue.job(f"{JOIN_JOB}:{sid}") is not None  # the join was queued
     again = await client.post(f"{API}/{sid}/complete", headers=auth)
-    assert again.status_code == 200
+    assert again.status_code == 202  # still queued
     assert len(await events_of(sid, "session.completed")) == 1  # completing twice emits once
     assert_envelope(await upload(client, auth, sid, 4, chunks[0]), 409, "conflict")  # closed for chunks
 
@@ -531,7 +532,7 @@ async def test_join_requested_by_session_metadata(app, client, auth):
     sid = (await create_session(client, auth, metadata={"join": True}))["id"]
     assert (await upload(client, auth, sid, 0, make_chunk(0))).status_code == 201
     completed = await client.post(f"{API}/{sid}/complete", headers=auth)
-    assert completed.status_code == 200
+    assert completed.status_code == 202 and completed.json()["join"] == "queued"
     assert await app.state.services.queue.job(f"{JOIN_JOB}:{sid}") is not None
     [event] = await events_of(sid, "session.completed")
     assert event["payload"]["join"] is True

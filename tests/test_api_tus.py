@@ -407,7 +407,7 @@ async def test_version_content_type_and_size_errors(http: httpx.AsyncClient, srv
     assert over.status_code == 413 and over.json()["error"]["details"]["max_bytes"] == too_big - 1
     bad_ext = await create(http, auth, 1000, meta=metadata("answer.exe"))
     assert bad_ext.status_code == 415
-    no_profile = await create(http, auth, 1000, meta=f"filename {b64('a.mp4')}")
+    no_profile = await create(http, auth, 1000, meta=f"filename {b64('a.exe')}")  # and no profile takes it
     assert no_profile.status_code == 422
     missing_length = await create(http, auth, None)
     assert missing_length.status_code == 400

@@ -284,6 +284,21 @@ async def test_session_chunk_strip_shows_received_missing_and_inconsistent(dash:
     assert "hx-trigger" not in strip.text
 
 
+async def test_failed_session_page_shows_status_and_reason(dash: httpx.AsyncClient):
+    from mediasvc.auth import get_or_create_tenant
+    from mediasvc.tables import RecordingSession
+
+    tenant = f"fail-{uuid.uuid4().hex[:6]}"
+    await sign_in(dash, await make_operator("viewer", tenant=tenant))
+    session = RecordingSession(tenant=await get_or_create_tenant(tenant), status="failed", mode="stream",
+                               join_state="failed", error="the stream holds no audio or video packets")
+    await session.save()
+    page = await dash.get(f"/dashboard/sessions/{session.id}")
+    assert page.status_code == 200
+    assert '<p class="session-error">the stream holds no audio or video packets</p>' in page.text
+    assert "<dd>stream</dd>" in page.text and "failed" in page.text
+
+
 async def test_events_page_and_admin_redelivery(dash: httpx.AsyncClient):
     from mediasvc.auth import get_or_create_tenant
 

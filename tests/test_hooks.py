@@ -11,6 +11,7 @@ from mediasvc_storage.local import MemoryBackend
 from saq import CronJob
 
 from mediasvc.jobs.worker import worker_settings
+from mediasvc.worker_options import housekeeping_options
 from mediasvc.app import create_app
 from mediasvc.contracts import (
     AnalysisResult,
@@ -227,8 +228,10 @@ def test_hook_register_jobs(settings):
 
 
 def test_hook_register_cron_jobs(settings):
-    options = worker_settings(settings, host=host_with(settings))
-    cron_names = {cron.function.__qualname__ for cron in options["cron_jobs"]}
+    host = host_with(settings)
+    options = worker_settings(settings, host=host)
+    housekeeping = housekeeping_options(settings, host, options["queue"])  # crons run on the housekeeping queue
+    cron_names = {cron.function.__qualname__ for cron in housekeeping["cron_jobs"]}
     assert "scratch.task" in cron_names  # cron jobs run under their namespaced job name
 
 

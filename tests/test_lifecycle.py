@@ -17,11 +17,13 @@ from mediasvc.jobs.worker import worker_settings
 from mediasvc.app import create_app
 from mediasvc.auth import get_or_create_tenant
 from mediasvc.lifecycle import delete_expired_originals, owner_of, sweep_orphans
+from mediasvc.plugins import PluginHost
 from mediasvc.processing import PermanentProcessingError
 from mediasvc.profiles import Profile
 from mediasvc.settings import SettingsError, load_settings
 from mediasvc.tables import Asset, Event, RecordingSession, Rendition, Upload
 from mediasvc.testing import make_context
+from mediasvc.worker_options import housekeeping_options
 from tests.conftest import serve_in_process
 
 VIDEO = {"kind": "video", "formats": ["mp4"], "max_bytes": 10_000_000, "bucket": "clips"}
@@ -179,8 +181,11 @@ def test_owner_of_follows_the_key_layouts():
 
 def test_every_lifecycle_job_is_scheduled(settings):
     options = worker_settings(settings)
-    crons = {cron.function.__qualname__: cron for cron in options["cron_jobs"]}
+    assert options["cron_jobs"] == []  # they run on the housekeeping queue, never behind a transcode
+    housekeeping = housekeeping_options(settings, PluginHost(settings), options["queue"])
+    assert housekeeping["queue"].name == f"{settings.queue.name}-housekeeping"
+    crons = {cron.function.__qualname__: cron for cron in housekeeping["cron_jobs"]}
     assert {"lifecycle.delete_originals", "lifecycle.sweep_orphans", "uploads.expire", "tus.expire",
-            "processing.sweep_stale"} <= set(crons)
+            "processing.sweep_stale", "processing.recover", "events.dispatch"} <= set(crons)
     assert all(cron.timeout and cron.timeout >= 60 for cron in crons.values())
     assert crons["processing.sweep_stale"].cron.split()[-1] == "*/15"  # a killed worker's step comes back fast

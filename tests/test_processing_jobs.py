@@ -137,7 +137,8 @@ async def test_steps_run_in_order_with_retries_and_the_asset_becomes_ready(worke
     assert metadata["metadata"]["sample_checksum"]["sha256"] == hashlib.sha256(PDF).hexdigest()
     renditions = await Rendition.select().where(Rendition.asset == asset_id)
     assert [(r["kind"], r["name"], r["width"]) for r in renditions] == [("thumbnail", "default", 320)]
-    events = await Event.raw("SELECT type FROM events WHERE payload->>'asset_id' = {}", str(asset_id))
+    events = await Event.raw("SELECT type FROM events WHERE payload->>'asset_id' = {} ORDER BY created_at, id",
+                             str(asset_id))
     assert [e["type"] for e in events] == ["media.uploaded", "media.processed"]
 
 
@@ -175,7 +176,8 @@ async def test_transient_failures_give_up_after_the_configured_attempts(worker_a
     assert asset["status"] == "failed"
     jobs = await jobs_of(asset_id)
     assert jobs["flaky"]["attempts"] == 3
-    assert "object store hiccup" in jobs["flaky"]["error"]
+    # an unexpected exception's text stays in the worker log (issue 15, item 5): the step shows where to look
+    assert jobs["flaky"]["error"] == f"internal error while processing (see the worker log, step {jobs['flaky']['id']})"
 
 
 

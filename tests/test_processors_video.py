@@ -287,9 +287,13 @@ async def test_mp4_is_h264_aac_faststart_and_decodes_fully(make_ctx, media):
     with av.open(io.BytesIO(data)) as c:
         assert c.streams.video[0].codec_context.name == "h264"
         assert c.streams.audio[0].codec_context.name == "aac"
-        assert c.streams.audio[0].codec_context.bit_rate in range(96_000, 160_001)
+        copied_bitrate = c.streams.audio[0].codec_context.bit_rate
         frames = sum(1 for _ in c.decode(video=0))
     assert frames == 75
+    # already H.264/AAC: copied (tests/test_mp4_remux.py), so the audio is the source's, not re-encoded at 128k
+    assert out.metadata["method"] == "copy"
+    with av.open(str(media["clip"])) as source:
+        assert abs(copied_bitrate - source.streams.audio[0].codec_context.bit_rate) < 1000  # ~70k, not 128k
     assert abs(out.duration_seconds - 3.0) < 0.1
     seen = ctx.progress_seen
     assert seen and seen[-1] == 100 and seen == sorted(seen)

@@ -14,7 +14,7 @@ from litestar.response import Redirect
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 
 from mediasvc import events
-from mediasvc.asset_jobs import PURGE_JOB
+from mediasvc.asset_jobs import PURGE_JOB, skip_open_steps
 from mediasvc.auth import PrincipalDep
 from mediasvc.errors import (
     Conflict,
@@ -24,8 +24,11 @@ from mediasvc.errors import (
     ValidationFailed,
 )
 from mediasvc.media_urls import rendition_urls, serve_url
+from mediasvc.openapi_doc import openapi_opt
 from mediasvc.pagination import decode_cursor, encode_cursor
 from mediasvc.processing import schedule_processing
+from mediasvc.progress import etas as step_etas
+from mediasvc.progress import overall as overall_progress
 from mediasvc.queue import enqueue_job
 from mediasvc.schemas import (
     Asset,
@@ -42,6 +45,7 @@ from mediasvc.services import ServicesDep
 from mediasvc.storage_keys import original_key
 from mediasvc.tables import Asset as AssetRow
 from mediasvc.tables import ProcessingJob, Rendition
+from mediasvc.text_rules import check_text, clean_name
 
 
 def to_asset(row: dict[str, Any]) -> Asset:
@@ -65,28 +69,34 @@ async def step_statuses(asset_id: UUID) -> list[StepStatus]:
     return [msgspec.convert(row, StepStatus, from_attributes=True) for row in latest.values()]
 
 
-async def processing_status(row: dict[str, Any]) -> AssetProcessingStatus:
+async def processing_status(row: dict[str, Any], processors: dict[str, Any] | None = None) -> AssetProcessingStatus:
+    """Each step's newest run, with overall progress and ETAs weighted by the processors' ``cost`` (each step
+    counts 1 without ``processors``)."""
     steps = await step_statuses(row["id"])
-    running = [s for s in steps if s.status != "skipped"]
-    if running:
-        progress = sum(100.0 if s.status in ("succeeded", "failed") else s.progress for s in running) / len(running)
+    plain = [msgspec.structs.asdict(s) for s in steps]
+    if plain:
+        progress = overall_progress(plain, processors or {}, row)
+        left, eta = step_etas(plain, processors or {}, row)
+        steps = [msgspec.structs.replace(s, eta_seconds=None if v is None else round(v, 1))
+                 for s, v in zip(steps, left)]
     else:
-        progress = 100.0 if row["status"] == "ready" else 0.0
+        progress, eta = (100.0 if row["status"] == "ready" else 0.0), None
     return AssetProcessingStatus(asset_id=row["id"], status=row["status"], error=row["error"],
-                                 progress=round(progress, 1), steps=steps)
+                                 progress=round(progress, 1), steps=steps, eta_seconds=eta)
 
 
 class AssetController(Controller):
     path = "/assets"
     tags = ["assets"]
 
-    @post("/", status_code=HTTP_201_CREATED, summary="Create an asset record (bytes arrive through an upload)")
+    @post("/", status_code=HTTP_201_CREATED, opt=openapi_opt(errors=[413, 415]),
+          summary="Create an asset record (bytes arrive through an upload)")
     async def create_asset(self, data: JSONBody[AssetCreate], principal: PrincipalDep, services: ServicesDep) -> Asset:
         profile = services.settings.profiles.get(data.profile)
         if profile is None:
             raise ValidationFailed(f"Unknown profile {data.profile!r}",
                                    details={"profile": data.profile, "available": sorted(services.settings.profiles)})
-        name = PurePosixPath(data.original_name.replace("\\", "/")).name.strip()
+        name = clean_name(PurePosixPath(data.original_name.replace("\\", "/")).name).strip()
         extension = PurePosixPath(name).suffix.lower().lstrip(".")
         if not name or len(name) > 255:
             raise ValidationFailed("original_name must be a file name of 1-255 characters")
@@ -113,7 +123,8 @@ class AssetController(Controller):
         await row.save()
         return await self._fetch(asset_id, principal)
 
-    @get("/", summary="List assets, newest first")
+    @get("/", summary="List assets, newest first",
+         opt=openapi_opt(text_query=("kind", "profile", "owner", "cursor")))
     async def list_assets(
         self,
         principal: PrincipalDep,
@@ -126,6 +137,8 @@ class AssetController(Controller):
         cursor: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> Page[Asset]:
+        for field, value in (("kind", kind), ("profile", profile), ("owner", owner), ("cursor", cursor)):
+            check_text(value, field)
         where = [AssetRow.tenant == principal.tenant_id]
         where.append(AssetRow.status == status if status else AssetRow.status != "deleted")
         if kind:
@@ -163,7 +176,8 @@ class AssetController(Controller):
                            renditions=[msgspec.convert(r, RenditionOut, from_attributes=True) for r in renditions],
                            steps=await step_statuses(asset_id))
 
-    @get("/{asset_id:uuid}/download", status_code=302, summary="302 to a signed URL for the original, as an "
+    @get("/{asset_id:uuid}/download", status_code=302, opt=openapi_opt(errors=[409]),
+         summary="302 to a signed URL for the original, as an "
          "attachment with its file name")
     async def download(self, asset_id: FromPath[UUID], principal: PrincipalDep, services: ServicesDep) -> Redirect:
         row = await get_asset_row(asset_id, principal)
@@ -177,10 +191,11 @@ class AssetController(Controller):
         return Redirect(url, status_code=302, headers={"Cache-Control": "no-store"})
 
     @get("/{asset_id:uuid}/status", summary="Processing status and progress of each step")
-    async def get_status(self, asset_id: FromPath[UUID], principal: PrincipalDep) -> AssetProcessingStatus:
-        return await processing_status(await get_asset_row(asset_id, principal))
+    async def get_status(self, asset_id: FromPath[UUID], principal: PrincipalDep,
+                         services: ServicesDep) -> AssetProcessingStatus:
+        return await processing_status(await get_asset_row(asset_id, principal), services.host.processors)
 
-    @post("/{asset_id:uuid}/reprocess", status_code=HTTP_202_ACCEPTED,
+    @post("/{asset_id:uuid}/reprocess", status_code=HTTP_202_ACCEPTED, opt=openapi_opt(errors=[409]),
           summary="Run all (or the named) processing steps again; renditions are replaced, not duplicated")
     async def reprocess(self, asset_id: FromPath[UUID], principal: PrincipalDep, services: ServicesDep,
                         data: JSONBody[ReprocessRequest | None] = None) -> AssetProcessingStatus:
@@ -200,7 +215,7 @@ class AssetController(Controller):
         if active:
             raise Conflict("The asset is being processed; try again when it is done", details={"active_steps": active})
         await schedule_processing(services.queue, services.settings, services.host, asset_id, steps=steps)
-        return await processing_status(await get_asset_row(asset_id, principal))
+        return await processing_status(await get_asset_row(asset_id, principal), services.host.processors)
 
     @delete("/{asset_id:uuid}", status_code=HTTP_202_ACCEPTED,
              summary="Soft-delete an asset; its files are removed by a background job")
@@ -211,6 +226,7 @@ class AssetController(Controller):
             await AssetRow.update(
                 {AssetRow.status: "deleted", AssetRow.deleted_at: now, AssetRow.updated_at: now}
             ).where(AssetRow.id == asset_id)
+            await skip_open_steps(asset_id)
             await events.emit(events.MEDIA_DELETED, {"asset_id": str(asset_id), "profile": row["profile"],
                                                      "kind": row["kind"]}, tenant_id=principal.tenant_id)
         await enqueue_job(services.queue, services.settings, PURGE_JOB, asset_id=str(asset_id))

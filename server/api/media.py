@@ -13,8 +13,15 @@ from litestar.response import Redirect
 
 from mediasvc.errors import BadRequest, Forbidden
 from mediasvc.object_responses import respond_with_object
+from mediasvc.openapi_doc import openapi_opt, signed_query
 from mediasvc.services import ServicesDep
 from mediasvc.signing import verify_path
+
+
+# Signed URLs only the service mints: a Range gives 206, a matching If-None-Match 304, an object store a 302.
+MEDIA_DOC = openapi_opt(public=True, errors=[400, 403, 416], parameters=signed_query("dl"), responses={
+    206: {"description": "Partial content (Range)"}, 302: {"description": "Redirect to the object store"},
+    304: {"description": "Not modified"}})
 
 
 def _verified_key(request: Request[Any, Any, Any], key: str, services: Any, prefix: str) -> str:
@@ -27,7 +34,7 @@ def _verified_key(request: Request[Any, Any, Any], key: str, services: Any, pref
     return key
 
 
-@route("/media/serve/{key:path}", http_method=[HttpMethod.GET, HttpMethod.HEAD], opt={"public": True},
+@route("/media/serve/{key:path}", http_method=[HttpMethod.GET, HttpMethod.HEAD], opt=MEDIA_DOC,
        summary="Signed download")
 async def serve_media(request: Request[Any, Any, Any], key: FromPath[str], services: ServicesDep) -> Response[Any]:
     key = _verified_key(request, key, services, "serve")
@@ -37,7 +44,7 @@ async def serve_media(request: Request[Any, Any, Any], key: FromPath[str], servi
     return await respond_with_object(request, services, key)
 
 
-@route("/media/stream/{key:path}", http_method=[HttpMethod.GET, HttpMethod.HEAD], opt={"public": True},
+@route("/media/stream/{key:path}", http_method=[HttpMethod.GET, HttpMethod.HEAD], opt=MEDIA_DOC,
        summary="Signed download, proxied (no redirect)")
 async def stream_media(request: Request[Any, Any, Any], key: FromPath[str], services: ServicesDep) -> Response[Any]:
     return await respond_with_object(request, services, _verified_key(request, key, services, "stream"))

@@ -7,6 +7,7 @@ import time
 from typing import Any, Awaitable, Callable
 
 from litestar import Controller, Response, get
+from litestar.datastructures import State
 
 from mediasvc.auth import PrincipalDep
 from mediasvc.database import check_database
@@ -78,8 +79,12 @@ class OpsController(Controller):
     include_in_schema = True
     tags = ["operations"]
 
-    @get("/health", opt={"public": True}, summary="Database, storage, queue and plugins; 503 naming what is down")
-    async def health(self, services: ServicesDep) -> Response[Any]:
+    @get("/health", opt={"public": True},
+         summary="Database, storage, queue and plugins; 503 naming what is down, or `draining` while shutting down")
+    async def health(self, services: ServicesDep, state: State) -> Response[Any]:
+        if state.drain.draining:  # SIGTERM: take this instance out of the load balancer before it stops
+            return Response(error_body("draining", "shutting down: finishing in-flight requests",
+                                       {"status": "draining"}, None), status_code=503)
         health = await run_health_checks(services)
         if health.status == "ok":
             return Response(health)

@@ -21,6 +21,7 @@ from mediasvc.api.sessions_chunks import receive_chunk
 from mediasvc.api.sessions_complete import complete
 from mediasvc.api.sessions_rows import chunk_rows, detail, get_session_row, now, summary
 from mediasvc.api.sessions_schemas import (
+    ChunkFields,
     ChunkOut,
     Gaps,
     InconsistentChunk,
@@ -34,9 +35,11 @@ from mediasvc.auth import Principal, PrincipalDep
 from mediasvc.errors import Conflict, ValidationFailed
 from mediasvc.ingest.sessions_gaps import expected_count, inconsistent_chunks, missing_ranges
 from mediasvc.pagination import decode_cursor, encode_cursor
+from mediasvc.openapi_doc import openapi_opt, struct_form
 from mediasvc.services import ServicesDep
 from mediasvc.storage_keys import chunk_key
 from mediasvc.tables import Chunk, RecordingSession
+from mediasvc.text_rules import check_text
 
 __all__ = ["SessionController", "get_session_row"]
 
@@ -45,7 +48,9 @@ class SessionController(Controller):
     path = "/sessions"
     tags = ["sessions"]
 
-    @post("/", status_code=HTTP_201_CREATED,
+    @post("/", status_code=HTTP_201_CREATED, opt=openapi_opt(responses={200: {
+              "description": "A session with this client id exists already: that one",
+              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SessionDetail"}}}}}),
           summary="Create a recording session (idempotent with a client id: 200 with the existing one)")
     async def create_session(self, data: JSONBody[SessionCreate], principal: PrincipalDep,
                              services: ServicesDep) -> Response[SessionDetail]:
@@ -69,8 +74,8 @@ class SessionController(Controller):
         try:
             await RecordingSession.insert(RecordingSession(
                 id=session_id, tenant=principal.tenant_id, client_id=client_id, interview_id=data.interview_id,
-                user_id=data.user_id, profile=data.profile, expected_chunks=data.expected_chunks, status="active",
-                devices=msgspec.to_builtins(data.devices), metadata=data.metadata, created_at=created,
+                user_id=data.user_id, profile=data.profile, mode=data.mode, expected_chunks=data.expected_chunks,
+                status="active", devices=msgspec.to_builtins(data.devices), metadata=data.metadata, created_at=created,
                 updated_at=created,
             ))
         except asyncpg.UniqueViolationError:  # the same client id created concurrently: that one wins
@@ -90,7 +95,8 @@ class SessionController(Controller):
             raise Conflict(f"Session {client_id} is being deleted", details={"client_id": client_id})
         return row["id"]
 
-    @get("/", summary="List recording sessions, newest first")
+    @get("/", summary="List recording sessions, newest first",
+         opt=openapi_opt(text_query=("interview_id", "user_id", "cursor")))
     async def list_sessions(
         self,
         principal: PrincipalDep,
@@ -100,6 +106,8 @@ class SessionController(Controller):
         cursor: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> SessionPage:
+        for field, value in (("interview_id", interview_id), ("user_id", user_id), ("cursor", cursor)):
+            check_text(value, field)
         where = [RecordingSession.tenant == principal.tenant_id]
         where.append(RecordingSession.status == status if status else RecordingSession.status != "deleted")
         if interview_id:
@@ -132,7 +140,8 @@ class SessionController(Controller):
         indexes = [c["sequence_index"] for c in chunks]
         expected = expected_count(row["expected_chunks"], indexes)
         missing = missing_ranges(expected, indexes)
-        inconsistent = inconsistent_chunks(chunks, expected)
+        # stream chunks are pieces of one stream, not files with durations of their own
+        inconsistent = [] if row["mode"] == "stream" else inconsistent_chunks(chunks, expected)
         return Gaps(
             session_id=row["id"], expected_chunks=expected, chunks_received=len(chunks),
             missing=[Range(start=s, end=e) for s, e in missing],
@@ -142,13 +151,16 @@ class SessionController(Controller):
         )
 
     @post("/{session_ref:str}/chunks", status_code=HTTP_201_CREATED, request_max_body_size=None,
+          opt=openapi_opt(errors=[409, 413, 415], body=struct_form(ChunkFields)),
           summary="Upload one chunk (multipart: file, sequence_index, total_chunks, overlap_seconds, question_id)")
     async def upload_chunk(self, session_ref: FromPath[str], request: Request[Any, Any, Any],
                            principal: PrincipalDep, services: ServicesDep) -> Response[ChunkOut]:
         session = await get_session_row(session_ref, principal)
         return await receive_chunk(session, session_ref, request, principal, services)
 
-    @post("/{session_ref:str}/complete", status_code=HTTP_200_OK,
+    @post("/{session_ref:str}/complete", status_code=HTTP_200_OK, opt=openapi_opt(errors=[409], responses={202: {
+              "description": "Completed; the join is queued (`join: \"queued\"`): poll `Location` for `asset_id`",
+              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SessionDetail"}}}}}),
           summary="Complete the session; `join=true` (or metadata.join) joins the chunks into one asset")
     async def complete_session(
         self,
@@ -157,9 +169,11 @@ class SessionController(Controller):
         services: ServicesDep,
         join: FromQuery[bool | None] = None,
         force: FromQuery[bool] = False,
-    ) -> SessionDetail:
+        allow_gaps: FromQuery[bool] = False,
+    ) -> Response[SessionDetail]:
         session = await get_session_row(session_ref, principal)
-        return await complete(session, session_ref, principal, services, join=join, force=force)
+        return await complete(session, session_ref, principal, services, join=join, force=force,
+                              allow_gaps=allow_gaps)
 
     @delete("/{session_ref:str}", status_code=HTTP_204_NO_CONTENT,
             summary="Delete the session, its chunk records and its stored chunk files")

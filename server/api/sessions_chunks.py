@@ -25,11 +25,13 @@ from mediasvc.api.sessions_schemas import ChunkFields, ChunkOut
 from mediasvc.auth import Principal
 from mediasvc.errors import Conflict, ValidationFailed
 from mediasvc.ingest.sessions_join import store_file
+from mediasvc.ingest.sessions_stream import check_stream_chunk, is_stream
 from mediasvc.ingest.sessions_multipart import ReceivedFile, check_content_length, receive_form
 from mediasvc.ingest.validation import Sniffed, check_content, check_declared, sanitize_filename
 from mediasvc.services import Services
 from mediasvc.storage_keys import chunk_key
 from mediasvc.tables import Chunk, RecordingSession
+from mediasvc.text_rules import check_text
 
 log = logging.getLogger("mediasvc.sessions")
 
@@ -58,12 +60,16 @@ async def receive_chunk(session: dict[str, Any], session_ref: str, request: Requ
     profile = session_profile(services, session)
     check_content_length(request.headers.get("content-length"), profile.max_bytes)
     state: dict[str, Any] = {}
+    stream = is_stream(session)  # stream chunks are checked once their index is known (check_stream_chunk)
 
     def check_name(filename: str) -> None:
-        state["extension"] = check_declared(profile_name, profile, sanitize_filename(filename), None)
+        check_text(filename, "file.filename")
+        if not stream:
+            state["extension"] = check_declared(profile_name, profile, sanitize_filename(filename), None)
 
     def check_head(head: bytes) -> None:
-        state["sniffed"] = check_content(profile_name, profile, state["extension"], head)
+        if not stream:
+            state["sniffed"] = check_content(profile_name, profile, state["extension"], head)
 
     temp_dir = Path(services.settings.data_dir) / "tmp" / "chunks"
     async with receive_form(request.stream(), content_type=request.headers.get("content-type"),
@@ -75,6 +81,9 @@ async def receive_chunk(session: dict[str, Any], session_ref: str, request: Requ
         if fields.session_id and fields.session_id not in (str(session["id"]), session["client_id"]):
             raise ValidationFailed("session_id does not match the session in the path",
                                    details={"session_id": fields.session_id})
+        if stream:
+            state["extension"], state["sniffed"] = check_stream_chunk(profile_name, profile, fields.sequence_index,
+                                                                      form.file)
         return await store_chunk(session, fields, form.file, state["extension"], state["sniffed"], principal,
                                  services)
 

@@ -15,6 +15,7 @@ from mediasvc.ingest.sessions_gaps import expected_count, missing_ranges, total_
 from mediasvc.profiles import Profile
 from mediasvc.services import Services
 from mediasvc.tables import Chunk, RecordingSession
+from mediasvc.text_rules import check_text
 
 
 def now() -> datetime:
@@ -23,6 +24,7 @@ def now() -> datetime:
 
 async def get_session_row(session_ref: str, principal: Principal, *, include_deleted: bool = False) -> dict[str, Any]:
     """The caller's session by id or client id; another tenant's (or a deleted) session is a 404."""
+    check_text(session_ref, "session_ref")
     row = None
     try:
         session_id = UUID(session_ref)
@@ -71,7 +73,8 @@ def summary(row: dict[str, Any], chunks: list[dict[str, Any]], *, detail: bool =
     missing = sum(end - start + 1 for start, end in missing_ranges(expected, indexes))
     fields: dict[str, Any] = {
         "id": row["id"], "client_id": row["client_id"], "interview_id": row["interview_id"],
-        "user_id": row["user_id"], "profile": row["profile"], "status": row["status"],
+        "user_id": row["user_id"], "profile": row["profile"], "mode": row["mode"], "status": row["status"],
+        "error": row["error"], "join": row["join_state"],
         "expected_chunks": row["expected_chunks"], "chunks_received": len(chunks),
         "bytes_received": sum(c["size_bytes"] for c in chunks), "duration_seconds": total_duration(chunks),
         "missing_chunks": missing, "devices": _devices(row["devices"]), "metadata": row["metadata"] or {},

@@ -9,8 +9,12 @@ from uuid import UUID
 import msgspec
 from msgspec import Meta
 
+from mediasvc.text_rules import CheckedText
+
 MAX_CHUNKS = 100_000
 SessionStatus = Literal["active", "completed", "failed"]
+# segments: each chunk a standalone file (overlapping); stream: MediaRecorder timeslice blobs of one stream
+SessionMode = Literal["segments", "stream"]
 ClientId = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")]
 ShortText = Annotated[str, Meta(max_length=200)]
 DeviceText = Annotated[str, Meta(max_length=512)]
@@ -25,18 +29,19 @@ class ClientDevice(msgspec.Struct, kw_only=True):
     groupId: DeviceText = ""
 
 
-class SessionCreate(msgspec.Struct, forbid_unknown_fields=True):
+class SessionCreate(CheckedText, forbid_unknown_fields=True):
     id: ClientId | None = None  # the client's own id for the session (same as client_id)
     client_id: ClientId | None = None
     interview_id: ShortText = ""
     user_id: ShortText = ""
     profile: str = "video_response"
+    mode: SessionMode = "segments"
     expected_chunks: Annotated[int, Meta(ge=1, le=MAX_CHUNKS)] | None = None
     metadata: dict[str, Any] = {}
     devices: Annotated[list[ClientDevice], Meta(max_length=64)] = []
 
 
-class ChunkFields(msgspec.Struct):
+class ChunkFields(CheckedText):
     """The text fields of a chunk upload (multipart); unknown fields are ignored."""
 
     sequence_index: Annotated[int, Meta(ge=0, lt=MAX_CHUNKS)]
@@ -66,7 +71,10 @@ class SessionOut(msgspec.Struct):
     interview_id: str
     user_id: str
     profile: str
+    mode: str
     status: str
+    error: str | None  # why the session failed (status "failed"), else null
+    join: str | None  # the join into one asset: "queued", "done", "failed"; null when none was asked for
     expected_chunks: int | None
     chunks_received: int
     bytes_received: int

@@ -1,11 +1,12 @@
 """tus 1.0.0 resumable uploads at ``/api/v1/tus/`` (https://tus.io/protocols/resumable-upload).
 
 Core protocol plus the extensions creation, creation-with-upload, creation-defer-length, termination, checksum
-(sha1, sha256, md5), expiration and concatenation. ``Upload-Metadata`` carries ``filename`` and ``profile``
-(required), and optionally ``session`` and ``owner``. The profile is checked (extension, Upload-Length against
-its limit) before any byte is stored; the content is sniffed when the last byte arrives, and the upload
-becomes an asset at the key reserved at creation (no copy). The final PATCH answers with
-``Mediasvc-Asset-Id``.
+(sha1, sha256, md5), expiration and concatenation. ``Upload-Metadata`` carries ``filename``, ``filetype``,
+``profile`` (without it, ``[plugins.tus] default_profile`` chooses: ``mediasvc.ingest.tus_profile``), and
+optionally ``session`` and ``owner``. The profile is checked (extension, Upload-Length against its limit)
+before any byte is stored; the content is sniffed when the last byte arrives (a profile the client did not
+name: when the first bytes are in), and the upload becomes an asset at the key reserved at creation (no copy).
+The final PATCH answers with ``Mediasvc-Asset-Id``.
 
 Every response carries ``Tus-Resumable: 1.0.0``; errors use the JSON envelope. A PATCH holds the upload's
 PostgreSQL advisory lock while it writes: a concurrent PATCH on the same upload, on any instance, gets 423.
@@ -24,6 +25,7 @@ from uuid import UUID
 from litestar import Controller, Request, Response, delete, head, patch, post
 from litestar.params import FromPath
 
+from mediasvc.api import tus_doc
 from mediasvc.api.tus_create import create_upload
 from mediasvc.api.tus_middleware import tus_middleware
 from mediasvc.api.tus_write import locked_row, parse_upload_id, progress_headers, write_at_offset
@@ -49,7 +51,7 @@ class TusController(Controller):
     # OPTIONS (discovery) is answered by ``tus_middleware``: Litestar replaces an OPTIONS handler declared
     # here with its own automatic one once the controller is mounted under the /api/v1 router.
 
-    @post("/", status_code=201, request_max_body_size=None,
+    @post("/", status_code=201, request_max_body_size=None, opt=tus_doc.CREATE,
           summary="Create an upload (creation, creation-with-upload, creation-defer-length, concatenation)")
     async def create(self, request: Request[Any, Any, Any], principal: PrincipalDep,
                      services: ServicesDep) -> Response[None]:
@@ -57,7 +59,7 @@ class TusController(Controller):
 
     # --- core -----------------------------------------------------------------------------------------------
 
-    @head("/{upload_id:str}", summary="An upload's offset, length, metadata and expiry")
+    @head("/{upload_id:str}", opt=tus_doc.STATUS, summary="An upload's offset, length, metadata and expiry")
     async def upload_status(self, upload_id: FromPath[str], request: Request[Any, Any, Any],
                             principal: PrincipalDep) -> Response[None]:
         require_tus_resumable(request.headers)
@@ -77,18 +79,20 @@ class TusController(Controller):
             headers["Upload-Concat"] = "final;" + " ".join(state.get("concat_urls", []))
         return Response(None, status_code=200, headers=headers)
 
-    @patch("/{upload_id:str}", request_max_body_size=None, status_code=204,
+    @patch("/{upload_id:str}", request_max_body_size=None, status_code=204, opt=tus_doc.APPEND,
            summary="Append bytes at Upload-Offset (Content-Type: application/offset+octet-stream)")
     async def append(self, upload_id: FromPath[str], request: Request[Any, Any, Any], principal: PrincipalDep,
                      services: ServicesDep) -> Response[None]:
         return await self._append(parse_upload_id(upload_id), request, principal, services)
 
-    @delete("/{upload_id:str}", status_code=204, summary="Terminate an upload: its bytes are removed")
+    @delete("/{upload_id:str}", status_code=204, opt=tus_doc.TERMINATE,
+            summary="Terminate an upload: its bytes are removed")
     async def terminate(self, upload_id: FromPath[str], request: Request[Any, Any, Any],
                         principal: PrincipalDep, services: ServicesDep) -> Response[None]:
         return await self._terminate(parse_upload_id(upload_id), request, principal, services)
 
-    @post("/{upload_id:str}", request_max_body_size=None, status_code=204, include_in_schema=False)
+    @post("/{upload_id:str}", request_max_body_size=None, status_code=204, opt=tus_doc.OVERRIDE,
+          summary="PATCH or DELETE for clients that cannot send them (X-HTTP-Method-Override)")
     async def method_override(self, upload_id: FromPath[str], request: Request[Any, Any, Any],
                               principal: PrincipalDep, services: ServicesDep) -> Response[None]:
         """Clients that cannot send PATCH or DELETE send POST with ``X-HTTP-Method-Override``."""

@@ -10,7 +10,7 @@ from litestar import Request, Response
 
 from mediasvc.api.tus_write import has_body, progress_headers, write_at_offset
 from mediasvc.auth import Principal
-from mediasvc.errors import BadRequest, MediaServiceError, PayloadTooLarge, ValidationFailed
+from mediasvc.errors import BadRequest, MediaServiceError, PayloadTooLarge
 from mediasvc.ingest.assets import reserve_key
 from mediasvc.ingest.tus_headers import (
     Concat,
@@ -22,6 +22,7 @@ from mediasvc.ingest.tus_headers import (
     require_tus_resumable,
 )
 from mediasvc.ingest.tus_lock import upload_lock
+from mediasvc.ingest.tus_profile import declared_type, resolve_profile
 from mediasvc.ingest.tus_store import Appended, ObjectTusStore, Segment, partial_key, remember_sha_state, store_for
 from mediasvc.ingest.tus_uploads import (
     commit_offset,
@@ -40,14 +41,12 @@ from mediasvc.settings import Settings
 from mediasvc.tables import Upload
 
 
-def _declared(settings: Settings, metadata: dict[str, str | None]) -> tuple[str, Profile, str]:
-    """The profile (required) and the sanitized file name an upload declares in its Upload-Metadata."""
-    profile_name = (metadata.get("profile") or "").strip()
-    if not profile_name:
-        raise ValidationFailed("Upload-Metadata must carry 'profile'",
-                               details={"available": sorted(settings.profiles)})
-    filename = sanitize_filename(metadata.get("filename") or metadata.get("name") or "")
-    return profile_name, get_profile(settings, profile_name), filename
+def _declared(settings: Settings, metadata: dict[str, str | None], size: int | None,
+              state: dict[str, Any]) -> tuple[str, Profile, str]:
+    """The profile (named, or the ``default_profile`` setting's) and the sanitized file name of an upload."""
+    declared = resolve_profile(settings, metadata, size)
+    state["profile_chosen_by"] = declared.chosen_by
+    return declared.profile_name, declared.profile, declared.filename
 
 
 async def _insert(services: Services, principal: Principal, upload_id: UUID, *, profile_name: str,
@@ -58,7 +57,7 @@ async def _insert(services: Services, principal: Principal, upload_id: UUID, *, 
              "session": (metadata.get("session") or "")[:200], **state}
     await Upload(
         id=upload_id, tenant=principal.tenant_id, method="tus", profile=profile_name, status="uploading",
-        original_name=filename, content_type=(metadata.get("filetype") or metadata.get("type") or "")[:200],
+        original_name=filename, content_type=declared_type(metadata),
         offset=0, length=length, storage_key=storage_key,
         metadata={"upload_metadata": metadata, "tus": state},
         expires_at=expiry(services.settings, now), created_at=now, updated_at=now,
@@ -111,7 +110,7 @@ async def create_upload(request: Request[Any, Any, Any], principal: Principal, s
                     details={"profile": profile_name, "max_bytes": profile.max_bytes, "size": length})
         storage_key = partial_key(principal.tenant_slug, upload_id)
     else:
-        profile_name, profile, filename = _declared(services.settings, metadata)
+        profile_name, profile, filename = _declared(services.settings, metadata, length, state)
         extension = check_declared(profile_name, profile, filename, length)  # 415 / 413 before any byte
         asset_id, storage_key = reserve_key(principal.tenant_slug, profile, extension)
         state.update(asset_id=str(asset_id), extension=extension)
@@ -134,7 +133,8 @@ async def _create_final(request: Request[Any, Any, Any], principal: Principal, s
     """concatenation: the partial uploads, complete, joined in order into the final key at once."""
     partials = [await _complete_partial(pid, principal) for pid in concat.partials]
     total = sum(p["length"] for p in partials)
-    profile_name, profile, filename = _declared(services.settings, metadata)
+    chosen: dict[str, Any] = {}
+    profile_name, profile, filename = _declared(services.settings, metadata, total, chosen)
     extension = check_declared(profile_name, profile, filename, total)
     asset_id, storage_key = reserve_key(principal.tenant_slug, profile, extension)
     upload_id = uuid4()
@@ -142,7 +142,7 @@ async def _create_final(request: Request[Any, Any, Any], principal: Principal, s
                   length=total, storage_key=storage_key, metadata=metadata, state={
                       "raw_metadata": raw_metadata, "concat": "final", "asset_id": str(asset_id),
                       "extension": extension, "partials": [str(p) for p in concat.partials],
-                      "concat_urls": list(concat.urls)})
+                      "concat_urls": list(concat.urls), **chosen})
     location = _location(request, upload_id)
     store = store_for(services.storage, services.settings)
     try:

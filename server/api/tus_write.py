@@ -16,7 +16,7 @@ from mediasvc.ingest.tus_errors import Locked
 from mediasvc.ingest.tus_headers import ASSET_ID_HEADER, Checksum, http_date, parse_non_negative
 from mediasvc.ingest.tus_lock import upload_lock
 from mediasvc.ingest.tus_store import Appended, store_for
-from mediasvc.ingest.tus_uploads import commit_offset, complete, load_row, size_limit
+from mediasvc.ingest.tus_uploads import commit_offset, complete, confirm_head, load_row, size_limit
 from mediasvc.services import Services
 
 
@@ -97,5 +97,6 @@ async def write_at_offset(request: Request[Any, Any, Any], services: Services, r
                 raise PayloadTooLarge("The upload is complete: no more data fits",
                                       details={"upload_offset": offset, "max_bytes": total})
     await commit_offset(settings, row, appended, length=set_length)
+    await confirm_head(settings, store, row, offset)  # 415 as soon as the first bytes are not the profile's
     if row["status"] == "uploading" and row["length"] is not None and row["offset"] == row["length"]:
         await complete(services, store, row)

@@ -18,6 +18,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from mediasvc.auth import PrincipalDep
 from mediasvc.ingest import presigned
 from mediasvc.ingest.presigned import LocalPutReceived, UploadConfirmed, UploadCreate, UploadTicket, UploadView
+from mediasvc.openapi_doc import binary_body, openapi_opt, signed_query
 from mediasvc.services import ServicesDep
 
 
@@ -25,7 +26,7 @@ class UploadController(Controller):
     path = "/uploads"
     tags = ["uploads"]
 
-    @post("/", status_code=HTTP_201_CREATED,
+    @post("/", status_code=HTTP_201_CREATED, opt=openapi_opt(errors=[413, 415, 503]),
           summary="Start a presigned direct upload: where to PUT the bytes, then confirm")
     async def create_upload(self, data: JSONBody[UploadCreate], principal: PrincipalDep,
                             services: ServicesDep) -> UploadTicket:
@@ -35,18 +36,19 @@ class UploadController(Controller):
     async def get_upload(self, upload_id: FromPath[UUID], principal: PrincipalDep) -> UploadView:
         return presigned.to_view(await presigned.get_upload_row(upload_id, principal.tenant_id))
 
-    @post("/{upload_id:uuid}/confirm", status_code=HTTP_200_OK,
+    @post("/{upload_id:uuid}/confirm", status_code=HTTP_200_OK, opt=openapi_opt(errors=[409, 413, 415, 503]),
           summary="Check the uploaded object (size, sniffed type) and make the asset; idempotent")
     async def confirm_upload(self, upload_id: FromPath[UUID], principal: PrincipalDep,
                              services: ServicesDep) -> UploadConfirmed:
         return await presigned.confirm(services, principal.tenant_id, upload_id)
 
-    @post("/{upload_id:uuid}/abort", status_code=HTTP_200_OK, summary="Abort: remove what was written")
+    @post("/{upload_id:uuid}/abort", status_code=HTTP_200_OK, opt=openapi_opt(errors=[409, 503]),
+          summary="Abort: remove what was written")
     async def abort_upload(self, upload_id: FromPath[UUID], principal: PrincipalDep,
                            services: ServicesDep) -> UploadView:
         return await presigned.abort(services, principal.tenant_id, upload_id)
 
-    @post("/{upload_id:uuid}/complete-multipart", status_code=HTTP_200_OK,
+    @post("/{upload_id:uuid}/complete-multipart", status_code=HTTP_200_OK, opt=openapi_opt(errors=[409, 503]),
           summary="S3 multipart: check every part arrived and assemble the object (confirm also does this)")
     async def complete_multipart(self, upload_id: FromPath[UUID], principal: PrincipalDep,
                                  services: ServicesDep) -> UploadView:
@@ -54,6 +56,8 @@ class UploadController(Controller):
 
 
 @put(f"{presigned.LOCAL_PUT_PREFIX}{{upload_id:uuid}}", status_code=HTTP_200_OK, request_max_body_size=None,
+     opt=openapi_opt(errors=[400, 403, 409, 411, 413, 415], parameters=signed_query("size", "type"),
+                     body=binary_body("application/octet-stream")),
      tags=["uploads"], summary="The local backend's presigned PUT (signed URL from POST /api/v1/uploads)")
 async def put_local_upload(upload_id: FromPath[UUID], request: Request[Any, Any, Any],
                            services: ServicesDep) -> LocalPutReceived:

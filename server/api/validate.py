@@ -30,6 +30,7 @@ from mediasvc.auth import PrincipalDep
 from mediasvc.contracts import MediaProber, MediaUnreadable
 from mediasvc.errors import BadRequest, UnsupportedMediaType, ValidationFailed
 from mediasvc.ingest.validation import SNIFF_BYTES, get_profile, problems_for, sanitize_filename, sniff
+from mediasvc.openapi_doc import form_body, openapi_opt
 from mediasvc.services import ServicesDep
 
 PROBE_TIMEOUT_SECONDS = 20.0
@@ -65,11 +66,16 @@ class _Received(msgspec.Struct):
     spool: str | None = None  # temp file path
 
 
+VALIDATE_DOC = openapi_opt(errors=[413, 415], body=form_body(
+    {"profile": {"type": "string", "description": "The profile to check against (or ?profile=); before the file"},
+     "file": {"type": "string", "format": "binary"}}, required=["file"], multipart=True))
+
+
 class ValidateController(Controller):
     path = "/validate"
     tags = ["uploads"]
 
-    @post("/", status_code=HTTP_200_OK, request_max_body_size=None,
+    @post("/", status_code=HTTP_200_OK, request_max_body_size=None, opt=VALIDATE_DOC,
           summary="Check a file against a profile without storing it (multipart: profile, file)")
     async def validate_file(self, request: Request[Any, Any, Any], services: ServicesDep, principal: PrincipalDep,
                             profile: FromQuery[str | None] = None) -> ValidationReport:

@@ -11,6 +11,7 @@ import msgspec
 from mediasvc.dashboard.queries import PAGE, Where, _page, raw
 from mediasvc.ingest.sessions_gaps import expected_count, inconsistent_chunks, missing_ranges
 from mediasvc.pagination import decode_cursor
+from mediasvc.queue import housekeeping_queue
 from mediasvc.timeouts import within
 
 # --- recording sessions --------------------------------------------------------------------------------------
@@ -124,17 +125,41 @@ async def redeliver(delivery_id: UUID) -> None:
 
 
 async def queue_info(queue: Any, *, jobs: bool = False, timeout: float = 2.0) -> dict[str, Any]:
-    """SAQ's own figures: queued / active / scheduled, the workers alive, and (optionally) active and waiting jobs.
-    ``{"error": ...}`` when the queue does not answer: the page still renders."""
+    """SAQ's own figures for the processing queue: queued / active / scheduled, the workers alive, and (optionally)
+    active and waiting jobs; under ``housekeeping`` the same for its housekeeping queue (cron jobs, event
+    dispatch), whose jobs join the list. ``{"error": ...}`` when a queue does not answer: the page still renders."""
+    other = housekeeping_queue(queue)
+    if other is queue:
+        return await _one_queue_info(queue, jobs=jobs, timeout=timeout)
+    info, housekeeping = await asyncio.gather(_one_queue_info(queue, jobs=jobs, timeout=timeout),
+                                              _one_queue_info(other, jobs=jobs, timeout=timeout))
+    info["housekeeping"] = housekeeping
+    info["jobs"] = [*info["jobs"], *housekeeping["jobs"]]
+    return info
+
+
+async def _one_queue_info(queue: Any, *, jobs: bool, timeout: float) -> dict[str, Any]:
     try:
         info = await within(queue.info(jobs=jobs, limit=50), timeout)
     except Exception as exc:  # the dashboard shows a down queue, it does not fail with it
-        return {"error": type(exc).__name__, "queued": None, "active": None, "scheduled": None, "workers": {},
-                "jobs": []}
+        return {"name": queue.name, "error": type(exc).__name__, "queued": None, "active": None,
+                "scheduled": None, "workers": {}, "jobs": []}
     info = dict(info)
-    for job in info.get("jobs") or []:  # SAQ gives enum statuses: show their plain value
+    info["name"] = queue.name
+    info["jobs"] = list(info.get("jobs") or [])
+    for job in info["jobs"]:  # SAQ gives enum statuses: show their plain value
         job["status"] = getattr(job.get("status"), "value", job.get("status"))
+        job["queue"] = queue.name
     return info
+
+
+async def find_job(queue: Any, key: str) -> tuple[Any, Any]:
+    """The job with this key on the processing queue or its housekeeping queue, with the queue that holds it."""
+    for candidate in dict.fromkeys([queue, housekeeping_queue(queue)]):
+        job = await candidate.job(key)
+        if job is not None:
+            return candidate, job
+    return queue, None
 
 
 async def failed_steps(tenant: UUID | None, limit: int = 20) -> list[dict[str, Any]]:

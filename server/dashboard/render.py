@@ -105,6 +105,18 @@ def ago(when: datetime | None) -> str:
     return ""
 
 
+def duration_left(seconds: float | None) -> str:
+    """An ETA for people: "45 s", "3 min", "1 h 20 min"."""
+    if seconds is None:
+        return "—"
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds // 3600} h {round(seconds % 3600 / 60)} min"
+
+
 def stamp(when: datetime | None) -> str:
     return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if when else "—"
 
@@ -116,5 +128,5 @@ def badge(status: str | None) -> Markup:
 
 def configure_engine(engine: JinjaTemplateEngine) -> None:
     env = engine.engine
-    env.filters.update(filesize=filesize, ago=ago, stamp=stamp, badge=badge)
+    env.filters.update(filesize=filesize, ago=ago, stamp=stamp, badge=badge, duration_left=duration_left)
     env.trim_blocks = env.lstrip_blocks = True

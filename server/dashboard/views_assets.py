@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime, timezone
 from typing import Annotated, Any
 from uuid import UUID
@@ -40,9 +41,11 @@ async def _asset_or_404(request: HTMXRequest, asset_id: UUID) -> dict[str, Any]:
     return row
 
 
-async def processing_context(row: dict[str, Any]) -> dict[str, Any]:
+async def processing_context(request: HTMXRequest, row: dict[str, Any]) -> dict[str, Any]:
     """What ``_asset_processing.html`` needs; ``live`` keeps it polling until every step is done."""
-    status = await processing_status(row)
+    if isinstance(row.get("metadata"), str):
+        row = {**row, "metadata": json.loads(row["metadata"])}
+    status = await processing_status(row, request.app.state.services.host.processors)
     live = row["status"] in BUSY or any(s.status in ("queued", "running") for s in status.steps)
     return {"asset": row, "processing": status, "live": live}
 
@@ -92,7 +95,7 @@ class AssetsController(Controller):
     @get("/{asset_id:uuid}")
     async def asset(self, request: HTMXRequest, asset_id: UUID) -> Template:
         row = await _asset_or_404(request, asset_id)
-        context = await processing_context(row)
+        context = await processing_context(request, row)
         if wants_fragment(request):  # the self-replacing processing panel polls this URL
             return render(request, "asset.html", "_asset_processing.html", **context)
         renditions = await dq.renditions(asset_id)
@@ -130,7 +133,7 @@ class AssetsController(Controller):
         await schedule_processing(services.queue, services.settings, services.host, asset_id, steps=steps)
         if wants_fragment(request):
             return render(request, "asset.html", "_asset_processing.html",
-                          **await processing_context(await _asset_or_404(request, asset_id)))
+                          **await processing_context(request, await _asset_or_404(request, asset_id)))
         return Redirect(f"/dashboard/assets/{asset_id}", status_code=303)
 
     @post("/{asset_id:uuid}/delete", guards=[admin_guard], status_code=303)

@@ -71,8 +71,7 @@ class QueueController(Controller):
             raise Forbidden("Queue jobs are shared by every tenant: only an operator without a tenant scope can act")
         if action not in ("retry", "abort"):
             raise NotFound(f"Unknown action {action!r}")
-        queue = request.app.state.services.queue
-        job = await queue.job(key)
+        queue, job = await ops.find_job(request.app.state.services.queue, key)  # either queue of the pair
         if job is None:
             raise NotFound(f"Job {key} not found (it may have finished)")
         if action == "abort":

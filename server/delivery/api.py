@@ -13,9 +13,11 @@ from litestar.status_codes import HTTP_201_CREATED
 
 from mediasvc.auth import PrincipalDep, authenticate
 from mediasvc.delivery.hls import client_ip
+from mediasvc.delivery.progressive import browser_playable
 from mediasvc.delivery.tokens import issue_token, verify_token
 from mediasvc.errors import NotFound, Unauthorized, ValidationFailed
 from mediasvc.media_urls import serve_url
+from mediasvc.openapi_doc import openapi_opt
 from mediasvc.schemas import CaptionTrack, PlaybackInfo, PlaybackToken, PlaybackTokenRequest, PlaybackVariant
 from mediasvc.services import ServicesDep
 from mediasvc.settings import Settings
@@ -61,7 +63,7 @@ class PlaybackController(Controller):
                              hls_url=hls_url(settings, token, asset_id),
                              playback_url=playback_url(settings, token, asset_id))
 
-    @get("/playback/{asset_id:uuid}", opt={"public": True},
+    @get("/playback/{asset_id:uuid}", opt=openapi_opt(public=True, errors=[401, 403, 409]),
          summary="Playback info: with an API key, a playback token (?token=), or none for public profiles")
     async def playback(self, request: Request[Any, Any, Any], asset_id: FromPath[UUID], services: ServicesDep,
                        token: FromQuery[str | None] = None, subject: FromQuery[str] = "api") -> PlaybackInfo:
@@ -103,7 +105,7 @@ async def playback_info(settings: Settings, row: dict[str, Any], token: str, exp
     has_hls = any(r["kind"] == "hls" and r["name"] == "master" for r in renditions)
     variants = sorted((PlaybackVariant(name=r["name"], width=r["width"], height=r["height"], bandwidth=r["bitrate"])
                        for r in renditions if r["kind"] == "hls" and r["name"] != "master"),
-                      key=lambda v: v.height or 0)
+                      key=lambda v: (v.bandwidth or 0, v.height or 0))
     captions = [CaptionTrack(language=(r["metadata"] or {}).get("language") or r["name"].split(".")[0],
                              format=PurePosixPath(r["storage_key"]).suffix.lstrip("."),
                              url=serve_url(settings, r["storage_key"], expires_in=ttl))
@@ -117,4 +119,6 @@ async def playback_info(settings: Settings, row: dict[str, Any], token: str, exp
         thumbnail_url=url("thumbnail"), poster_url=url("poster"), original_url=original, captions=captions,
         variants=variants,
         token_expires_at=datetime.fromtimestamp(expires, timezone.utc) if has_hls else None,
+        ready_renditions=[v.name for v in variants] if has_hls else [],
+        progressive_url=original if original and browser_playable(row) else None,
     )

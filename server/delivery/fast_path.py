@@ -18,14 +18,14 @@ from uuid import UUID
 
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from mediasvc.delivery.hls import CORS, SAFE_PATH, SEGMENT_CACHE, segment_delivery
-from mediasvc.delivery.lookup import cached_target
+from mediasvc.delivery.hls import SAFE_PATH, SEGMENT_CACHE, segment_delivery
+from mediasvc.delivery.lookup import cached_target, playlist_cache_control
 from mediasvc.delivery.tokens import verify_token
-from mediasvc.object_responses import content_type_for
+from mediasvc.object_responses import STORED_BYTES_HEADERS, content_type_for
 
 PATHSEND = "http.response.pathsend"
 _SKIP_HEADERS = (b"range", b"if-none-match", b"if-modified-since", b"if-range", b"x-forwarded-for")
-_CORS = [(k.lower().encode(), v.encode()) for k, v in CORS.items()]
+_STORED = [(k.lower().encode(), v.encode()) for k, v in STORED_BYTES_HEADERS.items()]  # as the slow path sends
 CONTENT_TYPES = {"ts": b"video/mp2t", "m3u8": b"application/vnd.apple.mpegurl", "m4s": b"video/iso.segment",
                  "vtt": b"text/vtt", "mp4": b"video/mp4", "aac": b"audio/aac"}
 ROUTE_LABEL = "/hls/{token}/{asset_id}/{path} (fast)"
@@ -114,7 +114,7 @@ def _answer(services: Any, known: _Known, scope: Scope) -> tuple[str, list[tuple
     if cached is not None and cached[0] == version:
         return file, cached[1]
     if parts[4].endswith(".m3u8"):
-        cache = f"private, max-age={services.settings.playback.playlist_max_age_seconds}"
+        cache = playlist_cache_control(target, services.settings.playback.playlist_max_age_seconds)
     else:
         cache = SEGMENT_CACHE
     modified = datetime.fromtimestamp(int(stat.st_mtime), timezone.utc)
@@ -125,7 +125,7 @@ def _answer(services: Any, known: _Known, scope: Scope) -> tuple[str, list[tuple
         (b"last-modified", format_datetime(modified, usegmt=True).encode()),
         (b"accept-ranges", b"bytes"),
         (b"cache-control", cache.encode()),
-        *_CORS,
+        *_STORED,
     ]
     if len(known.headers) > 10_000:
         known.headers.clear()

@@ -16,6 +16,7 @@ import msgspec
 from mediasvc.tables import Asset, Rendition
 
 TTL_SECONDS = 10.0
+SHORT_TTL_SECONDS = 1.0  # an asset still processing gains rungs (and turns ready) any moment: ask again soon
 MAX_ENTRIES = 10_000
 
 
@@ -38,8 +39,15 @@ async def playback_target(asset_id: UUID) -> PlaybackTarget | None:
     target = await _load(asset_id)
     if len(_cache) >= MAX_ENTRIES:
         _cache.clear()
-    _cache[asset_id] = (now + TTL_SECONDS, target)
+    settled = target is not None and target.hls_base is not None and target.status == "ready"
+    ttl = TTL_SECONDS if settled else SHORT_TTL_SECONDS
+    _cache[asset_id] = (now + ttl, target)
     return target
+
+
+def playlist_cache_control(target: PlaybackTarget, max_age: int) -> str:
+    """Playlists of an asset still processing change (the master gains rungs): players must not keep them."""
+    return f"private, max-age={max_age}" if target.status == "ready" else "no-cache"
 
 
 def cached_target(asset_id: UUID) -> PlaybackTarget | None:

@@ -1,5 +1,6 @@
-"""Turning stored bytes into an Asset: one transaction writes the row and the `media.uploaded` event, then the
-profile's processing is scheduled. Every upload path ends here."""
+"""Turning stored bytes into an Asset: one transaction writes the row, the `media.uploaded` event and the profile's
+step rows (``queued``); after the commit the first step is enqueued. A crash between the two leaves queued steps
+that ``processing.recover`` (mediasvc.processing_recovery) enqueues. Every upload path ends here."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from mediasvc import events
-from mediasvc.processing import schedule_processing
+from mediasvc.processing import create_steps, start_next_step
 from mediasvc.profiles import Profile
 from mediasvc.services import Services
 from mediasvc.storage_keys import original_key
@@ -36,7 +37,8 @@ async def create_uploaded_asset(
     owner: str = "",
     metadata: dict[str, Any] | None = None,
 ) -> UUID:
-    """Record a complete original; emits `media.uploaded` and schedules the profile's steps. Returns the id."""
+    """Record a complete original with its step rows and `media.uploaded`, then start the first step. Returns the
+    id."""
     profile = services.settings.profiles[profile_name]
     now = datetime.now(timezone.utc)
     async with Asset._meta.db.transaction():
@@ -50,7 +52,8 @@ async def create_uploaded_asset(
             "asset_id": str(asset_id), "profile": profile_name, "kind": profile.kind, "size_bytes": size_bytes,
             "sha256": sha256, "original_name": original_name, "method": method,
         }, tenant_id=tenant_id)
+        await create_steps(services.settings, services.host, asset_id)
     services.metrics.uploads.labels(profile=profile_name, method=method).inc()
+    await start_next_step(services.queue, services.settings, services.host, asset_id)
     await events.kick(services.queue)
-    await schedule_processing(services.queue, services.settings, services.host, asset_id)
     return asset_id

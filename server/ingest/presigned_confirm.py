@@ -13,9 +13,11 @@ from uuid import UUID
 from mediasvc.errors import Conflict, MediaServiceError, UnsupportedMediaType, ValidationFailed
 from mediasvc.ingest.assets import create_uploaded_asset
 from mediasvc.ingest.presigned_rows import (
+    CLAIM_TOUCH_SECONDS,
     CONFIRM_GRACE_SECONDS,
     STALE_CONFIRM_SECONDS,
     get_upload_row,
+    log,
     presigned_row,
     remove_objects,
     set_status,
@@ -82,7 +84,7 @@ async def confirm(services: Services, tenant_id: UUID, upload_id: UUID) -> Uploa
     row = await presigned_row(upload_id, tenant_id)
     if row["status"] == "complete":
         return await _confirmed(row)
-    _check_confirmable(row)
+    _check_confirmable(row)  # a 'confirming' row gets past it only when its claim is stale
     claimed = await update_uploads(
         "UPDATE uploads SET status = 'confirming', updated_at = now() WHERE id = {} AND "
         "(status = 'uploading' OR (status = 'confirming' AND updated_at < now() - {} * interval '1 second')) "
@@ -92,6 +94,7 @@ async def confirm(services: Services, tenant_id: UUID, upload_id: UUID) -> Uploa
         if row["status"] == "complete":
             return await _confirmed(row)
         raise Conflict(f"Upload {upload_id} is {row['status']}", details={"status": row["status"]})
+    toucher = asyncio.create_task(_touch_claim(upload_id))
     try:
         return await _confirm_claimed(services, row)
     except _Rejected as rejected:
@@ -102,17 +105,37 @@ async def confirm(services: Services, tenant_id: UUID, upload_id: UUID) -> Uploa
     except BaseException:  # nothing decided: let the client confirm again
         await asyncio.shield(set_status(upload_id, "uploading", when=("confirming",)))
         raise
+    finally:
+        toucher.cancel()
+
+
+async def _touch_claim(upload_id: UUID) -> None:
+    """Keep this confirm's claim fresh while it works, so only a claim whose instance died goes stale."""
+    while True:
+        await asyncio.sleep(CLAIM_TOUCH_SECONDS)
+        try:
+            await update_uploads("UPDATE uploads SET updated_at = now() WHERE id = {} AND status = 'confirming'",
+                                 upload_id)
+        except Exception:  # noqa: BLE001 - a missed touch only shortens the claim; the next one retries
+            log.warning("could not refresh the confirm claim of upload %s", upload_id, exc_info=True)
 
 
 def _check_confirmable(row: dict[str, Any]) -> None:
     status = row["status"]
-    if status == "confirming":
+    if status == "confirming" and not _stale_claim(row):
         raise Conflict("This upload is being confirmed", details={"status": status})
-    if status != "uploading":
+    if status not in ("uploading", "confirming"):
         raise Conflict(f"Upload {row['id']} is {status}", details={"status": status})
+    if status == "confirming":  # the first confirm came in time; the retake finishes it (or the expiry job ends it)
+        return
     if row["expires_at"] is not None and row["expires_at"] + timedelta(seconds=CONFIRM_GRACE_SECONDS) < utcnow():
         raise Conflict(f"Upload {row['id']} has expired", details={"status": "expired",
                                                                   "expires_at": row["expires_at"].isoformat()})
+
+
+def _stale_claim(row: dict[str, Any]) -> bool:
+    """A 'confirming' claim not touched for ``STALE_CONFIRM_SECONDS``: its instance was killed mid-confirm."""
+    return row["updated_at"] is not None and row["updated_at"] < utcnow() - timedelta(seconds=STALE_CONFIRM_SECONDS)
 
 
 class _Rejected(Exception):

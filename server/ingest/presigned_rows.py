@@ -17,7 +17,10 @@ from mediasvc.tables import Upload
 log = logging.getLogger("mediasvc.uploads")
 
 CONFIRM_GRACE_SECONDS = 900  # confirm is accepted this long after the URL expired; then the upload expires
-STALE_CONFIRM_SECONDS = 3600  # a 'confirming' claim older than this was left by a crash and may be retaken
+# A live confirm touches its claim every CLAIM_TOUCH_SECONDS (hashing a large object takes a while); a 'confirming'
+# claim not touched for STALE_CONFIRM_SECONDS was left by a killed instance, and the next confirm retakes it.
+STALE_CONFIRM_SECONDS = 120
+CLAIM_TOUCH_SECONDS = 20
 
 
 def utcnow() -> datetime:

@@ -10,11 +10,13 @@ from uuid import UUID
 import msgspec
 from msgspec import Meta
 
+from mediasvc.text_rules import CheckedText
+
 DEFAULT_EXPIRES_SECONDS = 900
 MAX_EXPIRES_SECONDS = 3600
 
 
-class UploadCreate(msgspec.Struct, forbid_unknown_fields=True):
+class UploadCreate(CheckedText, forbid_unknown_fields=True):
     file_name: Annotated[str, Meta(min_length=1, max_length=1024)]
     profile: str
     size_bytes: int

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import re
 import shutil
 import types
 import uuid
@@ -21,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from uuid import UUID
 
+from mediasvc import events
 from mediasvc.contracts import JoinError, JoinPart
 from mediasvc.errors import MediaServiceError
 from mediasvc.ingest.assets import create_uploaded_asset, reserve_key
@@ -96,14 +98,52 @@ def _hash_file(path: Path) -> tuple[str, int]:
 
 
 async def _link(session_id: UUID, asset_id: UUID) -> None:
-    await RecordingSession.update({RecordingSession.asset: asset_id, RecordingSession.updated_at: _now()}).where(
-        RecordingSession.id == session_id
-    )
+    await RecordingSession.update({RecordingSession.asset: asset_id, RecordingSession.join_state: "done",
+                                   RecordingSession.updated_at: _now()}).where(RecordingSession.id == session_id)
+
+
+def _gaps(chunks: list[dict[str, Any]], result: Any) -> dict[str, Any]:
+    """The missing chunk ranges a join went around, with the time range each left out (stream joins)."""
+    indexes = [c["sequence_index"] for c in chunks]
+    missing = [(a + 1, b - 1) for a, b in zip(indexes, indexes[1:]) if b != a + 1]
+    if not missing:
+        return {}
+    times = list(result.gaps) + [None] * len(missing)
+    return {"gaps": [{"chunks": {"start": start, "end": end},
+                      "seconds": {"start": round(t[0], 3), "end": round(t[1], 3)} if t else None}
+                     for (start, end), t in zip(missing, times)]}
+
+
+_PATHS = re.compile(r"(?:[A-Za-z]:)?(?:/[^\s/'\":]+)+/?")
+_ERRNO = re.compile(r"\[Errno -?\d+\]\s*")
+
+
+def readable_reason(message: str) -> str:
+    """A failure reason fit for a client and the dashboard: no file paths, no errno numbers, not too long."""
+    text = _ERRNO.sub("", _PATHS.sub("(file)", message)).strip() or "the recording could not be joined"
+    return text[:300]
+
+
+async def fail_session(session: dict[str, Any], reason: str, *, queue: Any = None) -> None:
+    """Mark a completed session ``failed`` with ``reason`` and emit ``session.failed``, in one transaction."""
+    async with RecordingSession._meta.db.transaction():
+        await RecordingSession.update({RecordingSession.status: "failed", RecordingSession.error: reason,
+                                       RecordingSession.join_state: "failed", RecordingSession.updated_at: _now()}
+                                      ).where(RecordingSession.id == session["id"])
+        await events.emit(events.SESSION_FAILED, {
+            "session_id": str(session["id"]), "client_id": session["client_id"],
+            "interview_id": session["interview_id"], "user_id": session["user_id"], "profile": session["profile"],
+            "mode": session["mode"], "stage": "join", "reason": reason,
+        }, tenant_id=session["tenant"])
+    if queue is not None:
+        await events.kick(queue)
 
 
 async def join_session(ctx: dict[str, Any], *, session_id: str) -> dict[str, Any]:
-    """Join the chunks of a completed session into one asset (``create_uploaded_asset(method="session")``)."""
-    settings, storage, joiner = ctx["settings"], ctx["storage"], ctx["host"].chunk_joiner
+    """Join the chunks of a completed session into one asset (``create_uploaded_asset(method="session")``). A join
+    that cannot succeed (``JoinError``, or any error on the last attempt) leaves the session ``failed`` with a
+    readable reason and a ``session.failed`` event — never ``completed`` without an asset."""
+    joiner = ctx["host"].chunk_joiner
     sid = UUID(session_id)
     session = await RecordingSession.select(
         RecordingSession.all_columns(), RecordingSession.tenant.slug.as_alias("tenant_slug")
@@ -127,6 +167,28 @@ async def join_session(ctx: dict[str, Any], *, session_id: str) -> dict[str, Any
     chunks = await Chunk.select().where(Chunk.session == sid).order_by(Chunk.sequence_index)
     if not chunks:
         return {"status": "skipped", "reason": "no chunks"}
+    try:
+        return await _join(ctx, session, chunks)
+    except JoinError as exc:
+        reason = readable_reason(str(exc))
+        log.warning("session %s cannot be joined: %s", session_id, reason)
+    except Exception:
+        job = ctx.get("job")
+        if job is not None and job.retryable:
+            raise  # the next attempt may get through (storage or database hiccup)
+        log.exception("session %s: joining failed on its last attempt", session_id)
+        reason = "the recording could not be joined (internal error; see the worker log)"
+    await fail_session(session, reason, queue=ctx.get("queue"))
+    return {"status": "failed", "reason": reason}
+
+
+async def _join(ctx: dict[str, Any], session: dict[str, Any], chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    settings, storage, joiner = ctx["settings"], ctx["storage"], ctx["host"].chunk_joiner
+    session_id = str(session["id"])
+    sid = session["id"]
+    stream = session["mode"] == "stream"
+    if stream and not callable(getattr(joiner, "join_stream", None)):
+        raise JoinError(f"the installed chunk joiner ({joiner.name}) cannot join stream sessions")
     profile_name = session["profile"]
     profile = settings.profiles[profile_name]
 
@@ -135,19 +197,16 @@ async def join_session(ctx: dict[str, Any], *, session_id: str) -> dict[str, Any
     try:
         indexes = {c["sequence_index"] for c in chunks}
         parts = []
-        for chunk in chunks:
+        for position, chunk in enumerate(chunks):
             name = PurePosixPath(chunk["storage_key"]).name
             path = await local_file(storage, chunk["storage_key"], work, name)
-            parts.append(JoinPart(path=path, trim=effective_overlap(chunk, indexes)))
+            previous = chunks[position - 1]["sequence_index"] if position else -1
+            parts.append(JoinPart(path=path, trim=0.0 if stream else effective_overlap(chunk, indexes),
+                                  after_gap=chunk["sequence_index"] != previous + 1))
         extension = PurePosixPath(chunks[0]["storage_key"]).suffix.lstrip(".")
         out_path = work / f"joined.{extension}"
-        try:
-            result = await asyncio.to_thread(joiner.join, parts, out_path, extension, kind=profile.kind)
-        except JoinError as exc:
-            log.warning("session %s cannot be joined: %s", session_id, exc)
-            await RecordingSession.update({RecordingSession.status: "failed",
-                                           RecordingSession.updated_at: _now()}).where(RecordingSession.id == sid)
-            return {"status": "failed", "reason": str(exc)}
+        join = joiner.join_stream if stream else joiner.join
+        result = await asyncio.to_thread(join, parts, out_path, extension, kind=profile.kind)
         if result.extension != extension:
             out_path = out_path.rename(work / f"joined-final.{result.extension}")
         sha256, size = await asyncio.to_thread(_hash_file, out_path)
@@ -163,8 +222,8 @@ async def join_session(ctx: dict[str, Any], *, session_id: str) -> dict[str, Any
             original_name=f"session-{label}.{result.extension}"[:255], storage_key=key, size_bytes=size,
             sha256=sha256, content_type=content_type, method="session", owner=session["user_id"],
             metadata={"session_id": session_id, "interview_id": session["interview_id"],
-                      "chunks": len(chunks), "join_mode": result.mode,
-                      "duration_seconds": round(result.duration, 3)},
+                      "chunks": len(chunks), "join_mode": result.mode, "session_mode": session["mode"],
+                      "duration_seconds": round(result.duration, 3), **_gaps(chunks, result)},
         )
         await _link(sid, asset_id)
         log.info("session %s joined (%s, %d chunks, %.2fs) into asset %s", session_id, result.mode, len(chunks),

@@ -20,6 +20,7 @@ import msgspec
 
 from mediasvc.errors import BadRequest, UnsupportedMediaType
 from mediasvc.ingest.tus_errors import PreconditionFailed
+from mediasvc.text_rules import check_text
 
 TUS_VERSION = "1.0.0"
 SUPPORTED_VERSIONS = (TUS_VERSION,)
@@ -88,7 +89,8 @@ def parse_non_negative(name: str, value: str | None, *, required: bool = False) 
 
 
 def parse_metadata(raw: str | None) -> dict[str, str | None]:
-    """``Upload-Metadata``: comma-separated ``key base64value`` pairs (a value may be absent), unique keys."""
+    """``Upload-Metadata``: comma-separated ``key base64value`` pairs (a value may be absent), unique keys. A key or
+    value holding a control character is a 422 (``mediasvc.text_rules``)."""
     pairs: dict[str, str | None] = {}
     if not raw or not raw.strip():
         return pairs
@@ -101,6 +103,7 @@ def parse_metadata(raw: str | None) -> dict[str, str | None]:
         if not _METADATA_KEY.match(key) or " " in encoded:
             raise BadRequest("Upload-Metadata must be comma-separated 'key base64value' pairs",
                              details={"pair": item[:80]})
+        check_text(key, "Upload-Metadata")
         if key in pairs:
             raise BadRequest(f"Upload-Metadata key {key!r} appears twice", details={"key": key})
         if not encoded:
@@ -111,7 +114,7 @@ def parse_metadata(raw: str | None) -> dict[str, str | None]:
         except (binascii.Error, ValueError):
             raise BadRequest(f"Upload-Metadata value of {key!r} is not base64",
                              details={"key": key}) from None
-        pairs[key] = value.decode("utf-8", errors="replace")
+        pairs[key] = check_text(value.decode("utf-8", errors="replace"), f"Upload-Metadata.{key}")
     return pairs
 
 

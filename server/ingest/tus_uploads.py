@@ -8,7 +8,8 @@ failure, termination and expiry. The HTTP layer is ``server/api/tus.py``; bytes 
      "tus": {"raw_metadata": "<the Upload-Metadata header>", "asset_id": "<reserved id>", "extension": "mp4",
              "concat": null | "partial" | "final", "partials": [...], "concat_urls": [...],
              "segments": [[offset, size, key], ...],    # object stores only
-             "owner": "", "session": "", "error": "..."}}
+             "owner": "", "session": "", "error": "...",
+             "profile_chosen_by": "metadata" | "setting" | "auto"}}   # mediasvc.ingest.tus_profile
 """
 
 from __future__ import annotations
@@ -138,6 +139,26 @@ async def save_segments(row: dict[str, Any], segments: list[Segment]) -> None:
     await Upload.update({Upload.metadata: row["metadata"], Upload.updated_at: utcnow()}).where(
         Upload.id == row["id"]
     )
+
+
+async def confirm_head(settings: Settings, store: TusStore, row: dict[str, Any], before: int) -> None:
+    """Once the first bytes are in (the commit that moved the offset from ``before`` past ``SNIFF_BYTES``),
+    sniff them against a profile the client did not name (chosen by ``default_profile``): content it does not
+    take is a 415 at once, the upload ``failed``, its bytes removed, rather than after the whole file. A named
+    profile, and the last byte's commit, are checked by ``complete``, the same way."""
+    offset, length = row["offset"], row["length"]
+    if (row["status"] != "uploading" or tus_state(row).get("profile_chosen_by", "metadata") == "metadata"
+            or not before < SNIFF_BYTES <= offset or (length is not None and offset >= length)):
+        return
+    profile = settings.profiles.get(row["profile"])
+    if profile is None:  # complete() reports it
+        return
+    head = await store.read_head(row, SNIFF_BYTES)
+    try:
+        check_content(row["profile"], profile, tus_state(row).get("extension", ""), head)
+    except UnsupportedMediaType as exc:
+        await fail(store, row, exc.message)
+        raise
 
 
 async def complete(services: Services, store: TusStore, row: dict[str, Any]) -> UUID | None:
@@ -281,6 +302,6 @@ async def expire_uploads(storage: Any, settings: Settings, *, now: datetime | No
 
 
 __all__ = [
-    "commit_offset", "complete", "ensure_alive", "expire_uploads", "fail", "load_row", "max_upload_size",
-    "size_limit", "store_for", "terminate",
+    "commit_offset", "complete", "confirm_head", "ensure_alive", "expire_uploads", "fail", "load_row",
+    "max_upload_size", "size_limit", "store_for", "terminate",
 ]

@@ -12,6 +12,7 @@ import msgspec
 from mediasvc.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from mediasvc.profiles import Profile
 from mediasvc.settings import Settings
+from mediasvc.text_rules import clean_name
 
 SNIFF_BYTES = 64  # enough for every signature below
 
@@ -65,8 +66,9 @@ def sniff(head: bytes) -> Sniffed:
 
 
 def sanitize_filename(name: str, *, fallback: str = "upload") -> str:
-    """The last path segment, NFC-normalized, without control or path characters, at most 255 bytes."""
-    name = unicodedata.normalize("NFC", name or "").replace("\\", "/")
+    """The last path segment, NFC-normalized, without control or path characters, bidi controls or other invisible
+    format characters (``clean_name``), at most 255 bytes."""
+    name = clean_name(unicodedata.normalize("NFC", name or "")).replace("\\", "/")
     name = PurePosixPath(name).name
     name = re.sub(r"[\x00-\x1f\x7f/:*?\"<>|]", "_", name).strip(" .")
     while len(name.encode()) > 255:

@@ -20,6 +20,7 @@ from mediasvc.plugin import (
     NotFound, PrincipalDep, ServicesDep, ValidationFailed, api_key_guard, get_asset_row, kick_events,
 )
 
+from mediasvc_analysis import openapi
 from mediasvc_analysis.colors import dominant_colors
 from mediasvc_analysis.config import AnalysisSettings, analysis_settings
 from mediasvc_analysis.forms import is_multipart, read_json, read_upload
@@ -57,7 +58,7 @@ def _analyzers(services: Any) -> Any:
 class AnalysisController(Controller):
     tags = ["analysis"]
 
-    @post("/analyze-image", status_code=HTTP_200_OK, request_max_body_size=None,
+    @post("/analyze-image", status_code=HTTP_200_OK, request_max_body_size=None, opt=openapi.ANALYZE,
           summary="Analyse an image: multipart 'file' upload, or JSON {asset_id}")
     async def analyze_image(self, request: Request[Any, Any, Any], services: ServicesDep,
                             principal: PrincipalDep) -> AnalyzeResponse:
@@ -79,7 +80,7 @@ class AnalysisController(Controller):
         await kick_events(services.queue)
         return response
 
-    @post("/analyze-image/batch", status_code=HTTP_202_ACCEPTED,
+    @post("/analyze-image/batch", status_code=HTTP_202_ACCEPTED, opt=openapi.BATCH,
           summary="Analyse stored image assets in the background: one job per asset")
     async def analyze_batch(self, request: Request[Any, Any, Any], services: ServicesDep,
                             principal: PrincipalDep) -> BatchResponse:
@@ -103,7 +104,7 @@ class AnalysisController(Controller):
             jobs.append(BatchJob(asset_id=asset["id"], job_id=job.id if job else ""))
         return BatchResponse(jobs=jobs, analysis_types=types)
 
-    @post("/extract-attributes", status_code=HTTP_200_OK, request_max_body_size=None,
+    @post("/extract-attributes", status_code=HTTP_200_OK, request_max_body_size=None, opt=openapi.ATTRIBUTES,
           summary="Product attributes: dominant colours, text, top labels and objects, dimensions")
     async def extract_attributes(self, request: Request[Any, Any, Any], services: ServicesDep,
                                  principal: PrincipalDep) -> ProductAttributes:

@@ -16,6 +16,7 @@ from mediasvc_analysis.store import IMAGE_ANALYZED, analyzed_payload, save_resul
 class AnalyzeProcessor:
     name = "analyze"
     kinds = frozenset({"image"})
+    needs = frozenset({"image"})  # an image the image step rejects (a bomb, not an image) is not analyzed
 
     def __init__(self, timeout_seconds: int = 300) -> None:
         self.timeout_seconds = timeout_seconds

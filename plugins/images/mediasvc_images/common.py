@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from mediasvc.plugin import scratch_dir
+
 DEFAULTS: dict[str, Any] = {
     "avif": False,  # also write large.avif
     "max_pixels": 50_000_000,  # Image.MAX_IMAGE_PIXELS; past it decoding is refused
@@ -33,14 +35,14 @@ def output_key(storage_key: str, filename: str) -> str:
 
 @asynccontextmanager
 async def local_original(ctx: Any, suffix: str = "") -> AsyncIterator[Path]:
-    """The original as a local file: the backend's own file when it has one, else a temp copy (removed after).
-    Media is only ever opened from a local path, never from a URL."""
+    """The original as a local file: the backend's own file when it has one, else a copy in the step's scratch
+    folder (removed after). Media is only ever opened from a local path, never from a URL."""
     key = ctx.asset["storage_key"]
     path = ctx.storage.local_path(key)
     if path is not None:
         yield Path(path)
         return
-    fd, name = tempfile.mkstemp(prefix="mediasvc-img-", suffix=suffix)
+    fd, name = tempfile.mkstemp(prefix="in-", suffix=suffix, dir=scratch_dir(ctx))
     try:
         with os.fdopen(fd, "wb") as fh:
             async for chunk in ctx.storage.get_stream(key):

@@ -299,6 +299,7 @@ class ImageProcessor:
     name = "image"
     kinds = frozenset({"image"})
     timeout_seconds = 120
+    needs: frozenset[str] = frozenset()
 
     async def run(self, ctx: Any) -> ProcessorResult:
         options = plugin_settings(ctx.settings)

@@ -78,6 +78,7 @@ class PdfThumbnailProcessor:
     name = "pdf_thumbnail"
     kinds = frozenset({"document"})
     timeout_seconds = 120
+    needs: frozenset[str] = frozenset()
 
     async def run(self, ctx: Any) -> ProcessorResult:
         options = plugin_settings(ctx.settings)

@@ -12,6 +12,7 @@ from mediasvc_lti import keys, registrations
 from mediasvc_lti.dynamic_registration import RegistrationUrl, registration_url
 from mediasvc_lti.registrations import PlatformCreate, PlatformOut, ToolUrls
 from mediasvc_lti.runtime import LtiRuntime
+from mediasvc_lti import openapi
 from mediasvc.plugin import PrincipalDep
 
 
@@ -32,7 +33,7 @@ class LtiAdminController(Controller):
     path = "/api/v1/lti"
     tags = ["lti"]
 
-    @post("/registrations", status_code=HTTP_201_CREATED)
+    @post("/registrations", status_code=HTTP_201_CREATED, opt=openapi.REGISTRATION)
     async def create_registration(self, data: PlatformCreate, principal: PrincipalDep,
                                   lti: LtiRuntime) -> PlatformOut:
         """Register a platform (LMS). The answer includes the tool URLs to enter on the platform's side."""
@@ -70,7 +71,7 @@ class LtiAdminController(Controller):
         """A new active signing key; the previous one stays in /lti/jwks until retired."""
         return await keys.rotate_key(principal.tenant_id, lti.secret)
 
-    @delete("/keys/{kid:str}", status_code=HTTP_204_NO_CONTENT)
+    @delete("/keys/{kid:str}", status_code=HTTP_204_NO_CONTENT, opt=openapi.CONFLICT)
     async def retire_key(self, kid: str, principal: PrincipalDep) -> None:
         """Stop publishing an inactive key (409 for the active one)."""
         await keys.retire_key(principal.tenant_id, kid)

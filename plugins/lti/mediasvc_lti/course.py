@@ -12,6 +12,7 @@ from mediasvc_lti import claims as c
 from mediasvc_lti.runtime import LtiRuntime
 from mediasvc_lti.session import FORM_FIELD, load_session
 from mediasvc_lti.tables import ContextAsset
+from mediasvc_lti import openapi
 from mediasvc.plugin import Asset, BadRequest, Forbidden, NotFound, Rendition, serve_url
 
 AVAILABLE_LIMIT = 100
@@ -65,14 +66,14 @@ async def render_course(lti: LtiRuntime, launch: dict[str, Any], *, focus: UUID 
     }, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
 
-@get("/course", name="lti_course")
+@get("/course", name="lti_course", opt=openapi.COURSE)
 async def course_page(request: Request[Any, Any, Any], lti: LtiRuntime) -> Template:
     """The course page again (cookie, or ``?lti_session=`` where third-party cookies are blocked)."""
     launch = await load_session(lti, request, token=request.query_params.get(FORM_FIELD))
     return await render_course(lti, launch)
 
 
-@post("/course/assets", name="lti_course_assets", status_code=200)
+@post("/course/assets", name="lti_course_assets", status_code=200, opt=openapi.COURSE_ASSETS)
 async def change_course_assets(request: Request[Any, Any, Any], lti: LtiRuntime) -> Template:
     """Instructors add (``action=add``) or remove (``action=remove``) one of the tenant's assets."""
     form = await request.form()

@@ -16,6 +16,7 @@ from mediasvc_lti import keys
 from mediasvc_lti.course import add_to_course, parse_asset_id, tenant_asset
 from mediasvc_lti.runtime import LtiRuntime
 from mediasvc_lti.session import FORM_FIELD, load_session
+from mediasvc_lti import openapi
 from mediasvc.plugin import Asset, BadRequest, Forbidden
 
 RESPONSE_TTL_SECONDS = 600
@@ -46,7 +47,7 @@ def response_claims(lti: LtiRuntime, launch: dict[str, Any], asset: dict[str, An
     return body
 
 
-@post("/deep-link", name="lti_deep_link", status_code=200)
+@post("/deep-link", name="lti_deep_link", status_code=200, opt=openapi.DEEP_LINK)
 async def deep_link(request: Request[Any, Any, Any], lti: LtiRuntime) -> Template:
     """The instructor's choice: answer the platform with a signed LtiDeepLinkingResponse."""
     form = await request.form()

@@ -17,6 +17,7 @@ from mediasvc_lti import claims as c
 from mediasvc_lti import keys, registrations, tokens
 from mediasvc_lti.registrations import PlatformCreate
 from mediasvc_lti.runtime import LtiRuntime
+from mediasvc_lti import openapi
 from mediasvc.plugin import BadRequest, ServiceUnavailable, Unauthorized, ValidationFailed
 
 URL_TTL_SECONDS = 7 * 24 * 3600
@@ -87,7 +88,7 @@ def _check_platform_url(lti: LtiRuntime, name: str, url: str) -> None:
         raise BadRequest(exc.message, details=exc.details) from exc
 
 
-@get("/register", name="lti_register")
+@get("/register", name="lti_register", opt=openapi.REGISTER)
 async def register(request: Request[Any, Any, Any], lti: LtiRuntime) -> Template:
     """Registration initiation, opened by the platform in a window or iframe."""
     tenant_hex = tokens.verify_token(lti.secret, tokens.REGISTRATION, request.query_params.get("tenant") or "")

@@ -21,6 +21,7 @@ from mediasvc_lti.session import session_cookie, session_token
 from mediasvc_lti.tables import Launch, Nonce, Platform
 from mediasvc_lti.users import upsert_context, upsert_user
 from mediasvc_lti.validation import LaunchClaims, verify_id_token
+from mediasvc_lti import openapi
 from mediasvc.plugin import BadRequest, Forbidden, NotFound, Unauthorized
 
 
@@ -83,7 +84,7 @@ async def record_launch(lti: LtiRuntime, platform: dict[str, Any], claims: Launc
             "token": session_token(lti, launch.id)}
 
 
-@post("/launch", name="lti_launch", status_code=200)
+@post("/launch", name="lti_launch", status_code=200, opt=openapi.LAUNCH)
 async def launch(request: Request[Any, Any, Any], lti: LtiRuntime) -> Template:
     """Verify the id_token, then land on the course page (resource link) or the picker (deep linking)."""
     form = await request.form()

@@ -21,6 +21,7 @@ from mediasvc_lti import tokens
 from mediasvc_lti.registrations import platform_for_login
 from mediasvc_lti.runtime import STATE_COOKIE_PREFIX, LtiRuntime
 from mediasvc_lti.tables import Nonce
+from mediasvc_lti import openapi
 from mediasvc.plugin import BadRequest, Forbidden
 
 REQUIRED = ("iss", "login_hint", "target_link_uri")
@@ -37,7 +38,7 @@ async def login_params(request: Request[Any, Any, Any]) -> dict[str, str]:
     return params
 
 
-@route("/login", http_method=["GET", "POST"], name="lti_login")
+@route("/login", http_method=["GET", "POST"], name="lti_login", opt=openapi.LOGIN)
 async def login(request: Request[Any, Any, Any], lti: LtiRuntime) -> Redirect:
     """Third-party initiated login: redirect to the platform's auth login URL (form_post, id_token, prompt=none)."""
     params = await login_params(request)

@@ -32,7 +32,8 @@ def verify_token(secret: str, purpose: str, token: str, *, now: float | None = N
     expires, _, mac = rest.partition(".")
     if not payload or not expires.isdigit() or not mac:
         return None
-    if not hmac.compare_digest(_mac(secret, purpose, f"{payload}.{expires}"), mac):
+    # bytes: a non-ASCII mac is a mismatch (compare_digest raises on non-ASCII str: that was a 500)
+    if not hmac.compare_digest(_mac(secret, purpose, f"{payload}.{expires}").encode(), mac.encode()):
         return None
     if int(expires) < (now if now is not None else time.time()):
         return None

@@ -29,7 +29,7 @@ from mediasvc_transcription.silence import is_silent, wav_seconds
 from mediasvc_transcription.store import TRANSCRIPTION_READY, ready_payload, save_transcript
 from mediasvc.plugin import (
     EventOut, MediaServiceError, ModelMissing, PermanentProcessingError, ProcessorResult, Rendition,
-    RenditionOut, Transcription, local_file, serve_url,
+    RenditionOut, Transcription, local_file, scratch_dir, serve_url,
 )
 
 log = logging.getLogger("mediasvc.transcription")
@@ -83,15 +83,27 @@ async def run_engine(engines: dict[str, Any], options: TranscriptionSettings, wa
 class TranscribeProcessor:
     name = "transcribe"
     kinds = frozenset({"video", "audio"})
+    # It reads the ``audio`` rendition, and writes its captions into the HLS master timed against the first
+    # segment, so where the profile has ``hls`` it runs after the ladder (a profile without ``hls`` does not wait).
+    needs = frozenset({"audio", "hls"})
+
+    def cost(self, asset: dict[str, Any]) -> float:
+        """About half the media's duration (tiny/base models on two threads); before the probe, a guess from
+        the size at 1 Mbit/s."""
+        metadata = asset.get("metadata") or {}
+        seconds = ((metadata if isinstance(metadata, dict) else {}).get("probe") or {}).get("duration")
+        return 1.0 + 0.5 * float(seconds or (asset.get("size_bytes") or 0) * 8 / 1_000_000)
 
     def __init__(self, timeout_seconds: int = 3600) -> None:
         self.timeout_seconds = timeout_seconds
+        # the engine reports no progress while it runs: only the timeout bounds a step
+        self.stall_seconds = timeout_seconds
 
     async def run(self, ctx: Any) -> ProcessorResult:
         options = transcription_settings(ctx.settings)
         request = (ctx.asset.get("metadata") or {}).get(REQUEST_KEY) or {}
         await ctx.progress(2)
-        with tempfile.TemporaryDirectory(prefix="mediasvc-transcribe-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="transcribe-", dir=scratch_dir(ctx)) as tmp:
             wav = await audio_for(ctx, Path(tmp))
             await ctx.progress(10)
             result = await run_engine(ctx.host.transcription_engines, options, wav,

@@ -25,7 +25,7 @@ from mediasvc_transcription.stitch import ChunkText, stitch
 from mediasvc_transcription.store import save_transcript
 from mediasvc.plugin import (
     Chunk, PermanentProcessingError, RecordingSession, Transcription, create_queue, enqueue, kick_events,
-    local_file, serve_url,
+    local_file, scratch_dir, serve_url,
 )
 
 log = logging.getLogger("mediasvc.transcription")
@@ -95,7 +95,7 @@ async def transcribe_chunk(ctx: dict[str, Any], *, chunk_id: str) -> dict[str, A
     options = transcription_settings(settings)
     result = ChunkTranscript(chunk_id=chunk["id"], sequence_index=chunk["sequence_index"], sha256=chunk["sha256"],
                              duration_seconds=float(chunk["duration_seconds"] or 0.0))
-    with tempfile.TemporaryDirectory(prefix="mediasvc-chunk-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="chunk-", dir=scratch_dir(ctx)) as tmp:
         try:
             source = await local_file(storage, chunk["storage_key"], Path(tmp), "chunk")
             wav = Path(tmp) / "chunk.wav"

@@ -8,6 +8,7 @@ from typing import Any
 
 import av
 
+from mediasvc_video.cost import duration as media_duration
 from mediasvc_video.media import local_input, open_media, output_key, run_with_progress, temp_dir, upload
 from mediasvc_video.probe import _duration
 from mediasvc.plugin import PermanentProcessingError, ProcessorResult, RenditionOut
@@ -49,9 +50,13 @@ class AudioProcessor:
     name = "audio"
     kinds = frozenset({"video", "audio"})
     timeout_seconds = 1800
+    needs = frozenset({"probe"})
+
+    def cost(self, asset: dict[str, Any]) -> float:
+        return 1.0 + 0.05 * media_duration(asset)
 
     async def run(self, ctx: Any) -> ProcessorResult:
-        with temp_dir() as tmp:
+        with temp_dir(ctx) as tmp:
             target = tmp / "audio.wav"
             async with local_input(ctx) as path:
                 result = await run_with_progress(ctx, lambda report: extract_wav(path, target, report))

@@ -20,6 +20,7 @@ import av
 
 from mediasvc_video.join_parts import MUXERS, PartInfo, analyse, pick_streams
 from mediasvc_video.join_reencode import reencode
+from mediasvc_video.join_stream import join_stream
 from mediasvc_video.probe_local import open_local
 from mediasvc.plugin import JoinError, JoinPart, JoinResult
 
@@ -38,12 +39,21 @@ class PyAvJoiner:
     def join(self, parts: list[JoinPart], out_path: Path, extension: str, *, kind: str) -> JoinResult:
         return join_files(parts, out_path, extension, kind=kind)
 
+    def join_stream(self, parts: list[JoinPart], out_path: Path, extension: str, *, kind: str) -> JoinResult:
+        return join_stream(parts, out_path, extension, kind=kind)
+
 
 def join_files(parts: list[JoinPart], out_path: Path, extension: str, *, kind: str) -> JoinResult:
     """Write the joined recording to ``out_path`` (container chosen by ``extension``)."""
     if not parts:
         raise JoinError("no chunks to join")
-    infos = [analyse(part) for part in parts]
+    infos = []
+    for number, part in enumerate(parts):
+        try:
+            infos.append(analyse(part))
+        except av.FFmpegError as exc:  # a chunk that sniffed as media but is not (cut, corrupt): say which
+            raise JoinError(f"chunk {number + 1} of {len(parts)} cannot be read as media: "
+                            f"{exc.strerror or type(exc).__name__}") from None
     try:
         return _remux(parts, infos, out_path, extension)
     except CannotRemux as exc:

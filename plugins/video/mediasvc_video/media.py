@@ -1,7 +1,7 @@
 """What every processor here shares: a safe local input, error classification, output keys and uploads.
 
-The original is opened from a LOCAL file only (streamed to a temp file first when the backend is an object
-store), through ``probe_local.open_local``: ``protocol_whitelist=file`` and a demuxer chosen from the
+The original is opened from a LOCAL file only (streamed into the step's scratch folder first when the backend
+is an object store), through ``probe_local.open_local``: ``protocol_whitelist=file`` and a demuxer chosen from the
 sniffed content out of an allow-list, so a playlist or anything else disguised as media never makes FFmpeg
 read another file or fetch a URL. Broken, disguised or undecodable input raises ``PermanentProcessingError``.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -21,10 +22,13 @@ from typing import Any, TypeVar
 import av
 
 from mediasvc_video.probe_local import UnsafeInput, open_local
-from mediasvc.plugin import ObjectInfo, PermanentProcessingError
+from mediasvc.plugin import ObjectInfo, PermanentProcessingError, scratch_dir
 
 T = TypeVar("T")
 CHUNK = 1 << 20
+PROGRESS_TIMEOUT = 10.0  # seconds one progress report (a row update, then the queue's) may take
+FORWARDER_GRACE = 5.0  # seconds the step waits for its progress forwarder to stop
+log = logging.getLogger("mediasvc.video")
 
 
 class Cancelled(Exception):
@@ -40,24 +44,45 @@ def is_input_error(exc: BaseException) -> bool:
     return False
 
 
+class UnsupportedMedia(PermanentProcessingError):
+    """The content is not a format we open (a playlist, an image, anything disguised as media)."""
+
+    code = "unsupported_media"
+
+
+class UndecodableMedia(PermanentProcessingError):
+    """FFmpeg found the data broken. The message is ours: FFmpeg's own names the file's absolute path and an
+    errno (``[Errno 1094995529] Invalid data …: '/…/original.mp4'``); it stays in the log, as the cause."""
+
+    code = "undecodable_media"
+
+
+UNSUPPORTED = "not a supported audio/video file: the content is not MP4/MOV, WebM, Ogg, WAV or MP3"
+UNDECODABLE = "the file cannot be decoded as audio or video (it is damaged, incomplete or not media)"
+
+
 @contextlib.contextmanager
 def open_media(path: Path) -> Iterator[Any]:
-    """Open ``path`` safely for reading; bad input becomes ``PermanentProcessingError``."""
+    """Open ``path`` safely for reading; bad input becomes ``PermanentProcessingError`` with readable text of
+    our own (never FFmpeg's message, which names the storage path): this is the plugin's error boundary."""
     if path.stat().st_size == 0:
         raise PermanentProcessingError("the file is empty")
     try:
         container = open_local(path)
     except UnsafeInput as exc:
-        raise PermanentProcessingError(f"not a supported audio/video file: {exc}") from exc
+        raise UnsupportedMedia(UNSUPPORTED) from exc
     except Exception as exc:
         if is_input_error(exc):
-            raise PermanentProcessingError(f"cannot read the media: {exc}") from exc
+            raise UndecodableMedia(UNDECODABLE) from exc
         raise
+    # drop a packet the demuxer could only read in part (the last one of a cut file): decoders reject it, and a
+    # truncated file the probe kept as ``partial`` is then processed up to its last whole packet
+    container.flags |= av.container.Flags.discard_corrupt.value
     try:
         yield container
     except Exception as exc:
         if is_input_error(exc) and not isinstance(exc, PermanentProcessingError):
-            raise PermanentProcessingError(f"cannot decode the media: {exc}") from exc
+            raise UndecodableMedia(UNDECODABLE) from exc
         raise
     finally:
         container.close()
@@ -65,7 +90,8 @@ def open_media(path: Path) -> Iterator[Any]:
 
 @contextlib.asynccontextmanager
 async def local_input(ctx: Any) -> AsyncIterator[Path]:
-    """The original as a local file: the backend's own path, or a temp copy streamed from the object store."""
+    """The original as a local file: the backend's own path, or a copy streamed from the object store into the
+    step's scratch folder (under the data dir: a killed worker's copy is removed when a worker starts)."""
     key = ctx.asset["storage_key"]
     if (ctx.asset.get("metadata") or {}).get("original_deleted_at"):
         raise PermanentProcessingError("the original was deleted after its profile's retention period")
@@ -77,7 +103,8 @@ async def local_input(ctx: Any) -> AsyncIterator[Path]:
         yield path
         return
     suffix = Path(key).suffix if len(Path(key).suffix) <= 8 else ""
-    handle = tempfile.NamedTemporaryFile(prefix="mediasvc-in-", suffix=suffix, delete=False)  # noqa: SIM115
+    handle = tempfile.NamedTemporaryFile(prefix="in-", suffix=suffix, delete=False,  # noqa: SIM115
+                                         dir=scratch_dir(ctx))
     try:
         with handle:
             async for chunk in ctx.storage.get_stream(key):
@@ -89,8 +116,9 @@ async def local_input(ctx: Any) -> AsyncIterator[Path]:
 
 
 @contextlib.contextmanager
-def temp_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="mediasvc-out-"))
+def temp_dir(ctx: Any) -> Iterator[Path]:
+    """A folder for partial outputs, in the step's scratch folder; removed after."""
+    path = Path(tempfile.mkdtemp(prefix="out-", dir=scratch_dir(ctx)))
     try:
         yield path
     finally:
@@ -117,7 +145,9 @@ async def upload(ctx: Any, key: str, path: Path, content_type: str) -> ObjectInf
 async def run_with_progress(ctx: Any, fn: Callable[[Callable[[float], None]], T]) -> T:
     """Run blocking ``fn(report)`` in a thread; ``report(percent)`` values reach ``ctx.progress`` from here.
 
-    When the step is cancelled (its timeout), the thread's next ``report`` raises ``Cancelled``."""
+    When the step is cancelled (its timeout), the thread's next ``report`` raises ``Cancelled``. The forwarder
+    stops on its flag, each ``ctx.progress`` is bounded, and the forwarder is awaited for at most
+    ``FORWARDER_GRACE`` seconds: a progress write that hangs (or swallows its cancellation) never wedges the step."""
     latest: list[float] = []
     stop = threading.Event()
 
@@ -128,11 +158,14 @@ async def run_with_progress(ctx: Any, fn: Callable[[Callable[[float], None]], T]
 
     async def forward() -> None:
         sent = None
-        while True:
+        while not stop.is_set():
             await asyncio.sleep(0.25)
-            if latest and latest[-1] != sent:
+            if latest and latest[-1] != sent and not stop.is_set():
                 sent = latest[-1]
-                await ctx.progress(sent)
+                try:
+                    await asyncio.wait_for(ctx.progress(sent), PROGRESS_TIMEOUT)
+                except Exception as exc:  # noqa: BLE001 - a lost progress report must not fail the step
+                    log.warning("progress report of %s%% failed: %r", sent, exc)
 
     forwarder = asyncio.create_task(forward())
     try:
@@ -140,5 +173,10 @@ async def run_with_progress(ctx: Any, fn: Callable[[Callable[[float], None]], T]
     finally:
         stop.set()
         forwarder.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await forwarder
+        # bounded: a forwarder stuck in a progress write that swallowed its cancellation is left behind (its
+        # loop ends on the flag) rather than awaited forever
+        done, _ = await asyncio.wait({forwarder}, timeout=FORWARDER_GRACE)
+        if not done:
+            log.warning("the progress forwarder did not stop within %ss; leaving it", FORWARDER_GRACE)
+        elif not forwarder.cancelled() and forwarder.exception() is not None:
+            log.warning("the progress forwarder failed: %r", forwarder.exception())

@@ -1,5 +1,7 @@
 """``mp4``: H.264 (libx264, CRF 23, preset medium) + AAC 128k with ``+faststart``, scaled down (never up) to
-fit the configured box with even dimensions, rotation applied. Output ``video.mp4``."""
+fit the configured box with even dimensions, rotation applied. Output ``video.mp4``. A source that browsers
+already play is copied instead (``mediasvc_video.remux``); the rendition's metadata says which: ``method`` is
+``copy`` or ``encode``, with the ``reason`` it was encoded."""
 
 from __future__ import annotations
 
@@ -10,9 +12,11 @@ from typing import Any
 import av
 from av.video.frame import PictureType
 
+from mediasvc_video.cost import encode_cost, probe_of
 from mediasvc_video.limits import VideoLimits, limits_from
 from mediasvc_video.media import local_input, open_media, output_key, run_with_progress, temp_dir, upload
 from mediasvc_video.probe import VideoInput
+from mediasvc_video.remux import reason_to_encode, remux
 from mediasvc.plugin import PermanentProcessingError, ProcessorResult, RenditionOut
 
 AUDIO_BITRATE = 128_000
@@ -99,17 +103,43 @@ def transcode(path: Path, target: Path, limits: VideoLimits, report: Any) -> dic
             "has_audio": aout is not None}
 
 
+def _summary(target: Path, fallback_duration: float | None) -> tuple[float | None, int | None]:
+    with av.open(str(target), options={"protocol_whitelist": "file"}) as check:
+        return (check.duration / 1_000_000 if check.duration else fallback_duration), (check.bit_rate or None)
+
+
+def make_mp4(path: Path, target: Path, limits: VideoLimits, report: Any) -> dict[str, Any]:
+    """Copy the source when browsers play it as it is, else ``transcode``; says which (``method``, ``reason``)."""
+    with open_media(path) as src:
+        source = VideoInput(src)
+        shown = (source.shown_width, source.shown_height)
+        reason = reason_to_encode(src, limits, shown=shown)
+        if reason is None:
+            copied = remux(src, target, report, source.duration)
+            duration, bitrate = _summary(target, source.duration)
+            return {"width": shown[0], "height": shown[1], "duration": duration, "bitrate": bitrate,
+                    "has_audio": copied["has_audio"], "method": "copy", "reason": None}
+    return {**transcode(path, target, limits, report), "method": "encode", "reason": reason}
+
+
 class Mp4Processor:
     name = "mp4"
     kinds = frozenset({"video"})
     timeout_seconds = 6 * 3600  # up to 4 h of input at ~1x realtime, with room
+    needs = frozenset({"probe"})  # a file the probe rejects is not worth encoding
+
+    def cost(self, asset: dict[str, Any]) -> float:
+        probe = probe_of(asset)
+        if probe.get("video_codec") == "h264" and probe.get("audio_codec") in ("aac", None):
+            return 1.0 + 0.02 * encode_cost(asset)  # most likely a copy
+        return encode_cost(asset)
 
     async def run(self, ctx: Any) -> ProcessorResult:
         limits = limits_from(ctx.settings)
-        with temp_dir() as tmp:
+        with temp_dir(ctx) as tmp:
             target = tmp / "video.mp4"
             async with local_input(ctx) as path:
-                result = await run_with_progress(ctx, lambda report: transcode(path, target, limits, report))
+                result = await run_with_progress(ctx, lambda report: make_mp4(path, target, limits, report))
             key = output_key(ctx, "video.mp4")
             info = await upload(ctx, key, target, "video/mp4")
         await ctx.progress(100)
@@ -118,4 +148,5 @@ class Mp4Processor:
             width=result["width"], height=result["height"],
             duration_seconds=round(result["duration"], 3) if result["duration"] else None,
             bitrate=result["bitrate"],
-            metadata={"video_codec": "h264", "audio_codec": "aac" if result["has_audio"] else None})])
+            metadata={"video_codec": "h264", "audio_codec": "aac" if result["has_audio"] else None,
+                      "method": result["method"], **({"reason": result["reason"]} if result["reason"] else {})})])

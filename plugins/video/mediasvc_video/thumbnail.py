@@ -62,9 +62,10 @@ class ThumbnailProcessor:
     name = "thumbnail"
     kinds = frozenset({"video"})
     timeout_seconds = 300
+    needs = frozenset({"probe"})
 
     async def run(self, ctx: Any) -> ProcessorResult:
-        with temp_dir() as tmp:
+        with temp_dir(ctx) as tmp:
             async with local_input(ctx) as path:
                 def work(report: Any) -> list[tuple[str, str, Path, int, int]]:
                     image = _grab(path, report)

@@ -7,6 +7,7 @@ The file is read with the one demuxer for its sniffed type (never from the name,
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,11 @@ import av
 
 from mediasvc.plugin import MediaInfo, MediaUnreadable
 
+log = logging.getLogger("mediasvc_video.validate")
+
 # Sniffed type -> the only demuxer that may read it, with its safety options.
 _NO_DREFS = {"enable_drefs": "0", "use_absolute_path": "0"}
+
 DEMUXERS: dict[str, tuple[str, dict[str, str]]] = {
     "video/mp4": ("mov", _NO_DREFS),
     "video/quicktime": ("mov", _NO_DREFS),
@@ -53,7 +57,9 @@ def describe_file(path: Path, mime: str) -> MediaInfo:
                 streams=streams,
             )
     except (av.FFmpegError, OSError, ValueError, RuntimeError, StopIteration) as exc:
-        raise MediaUnreadable(str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__) from exc
+        # FFmpeg's text names the spool path and an errno: the client gets ours, the log keeps theirs
+        log.info("validate: %s could not be read as %s: %s", path.name, mime, exc)
+        raise MediaUnreadable(f"the file cannot be read as {mime}") from exc
     if not streams:
         raise MediaUnreadable("no audio, video or image stream found")
     video = next((s for s in streams if s["type"] == "video"), None)

@@ -39,6 +39,12 @@ def _violation(field: str) -> ValidationFailed:
     return ValidationFailed(f"{field}: {MESSAGE}", details={"field": field})
 
 
+def check_query(**values: str | None) -> None:
+    """A 422 naming the first query parameter that holds a control character (PostgreSQL refuses NUL in text)."""
+    for field, value in values.items():
+        check_text(value, field)
+
+
 def check_text(value: str | None, field: str) -> str | None:
     """``value`` unchanged, or a 422 naming ``field`` when it holds a control character."""
     if value is not None and has_control(value):

@@ -222,6 +222,9 @@ async def test_asset_list_search_filters_and_cursor_pages(dash: httpx.AsyncClien
     assert sorted(re.findall(r">(clip-\d{3})\.mp4<", search.text)) == [f"clip-{i:03d}" for i in range(10, 20)]
     failed = await dash.get("/dashboard/assets", params={"status": "failed"})
     assert len(re.findall(r">clip-\d{3}\.mp4<", failed.text)) == 11
+    for path, param in (("/dashboard/assets", "q"), ("/dashboard/sessions", "q"), ("/dashboard/events", "type")):
+        refused = await dash.get(path, params={param: "clip\x00"})  # PostgreSQL refuses NUL: a 422, never a 500
+        assert refused.status_code == 422, (path, refused.status_code)
 
 
 async def test_tenant_scoped_operator_sees_only_its_tenant(dash: httpx.AsyncClient):

@@ -23,6 +23,7 @@ from mediasvc.dashboard.queries_ops import queue_info
 from mediasvc.dashboard.render import render, render_panels, wants_fragment
 from mediasvc.errors import Conflict, NotFound
 from mediasvc.processing import schedule_processing
+from mediasvc.text_rules import check_query
 from mediasvc.queue import enqueue_job
 from mediasvc.tables import Asset, ProcessingJob
 
@@ -84,6 +85,7 @@ class AssetsController(Controller):
     @get("/")
     async def list_assets(self, request: HTMXRequest, search: Annotated[str, Parameter(query="q")] = "", status: str = "", profile: str = "",
                           kind: str = "", cursor: str | None = None) -> Template:
+        check_query(q=search, status=status, profile=profile, kind=kind, cursor=cursor)
         rows, next_cursor = await dq.list_assets(operator_of(request).tenant_id, q=search, status=status,
                                                 profile=profile, kind=kind, cursor=cursor)
         filters = {"q": search, "status": status, "profile": profile, "kind": kind}

@@ -16,6 +16,7 @@ from mediasvc.dashboard.auth import admin_guard
 from mediasvc.dashboard.render import render, wants_fragment
 from mediasvc.dashboard.views_assets import operator_of
 from mediasvc.errors import Forbidden, NotFound
+from mediasvc.text_rules import check_query
 
 SESSION_STATUSES = ("active", "completed", "failed", "deleted")
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
@@ -28,6 +29,7 @@ class SessionsController(Controller):
     @get("/")
     async def list_sessions(self, request: HTMXRequest, status: str = "", q: str = "",
                             cursor: str | None = None) -> Template:
+        check_query(status=status, q=q, cursor=cursor)
         rows, next_cursor = await ops.list_sessions(operator_of(request).tenant_id, status=status, q=q.strip(),
                                                     cursor=cursor)
         return render(request, "sessions.html", "_session_table.html", sessions=rows, next_cursor=next_cursor,
@@ -90,6 +92,7 @@ class EventsController(Controller):
     @get("/")
     async def list_events(self, request: HTMXRequest, type: str = "", delivery: str = "",
                           cursor: str | None = None) -> Template:
+        check_query(type=type, delivery=delivery, cursor=cursor)
         rows, next_cursor = await ops.list_events(operator_of(request).tenant_id, type_=type, delivery=delivery,
                                                   cursor=cursor)
         event_types = request.app.state.services.host.event_types  # the core's and those plugins declare

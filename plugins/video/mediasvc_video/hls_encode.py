@@ -26,7 +26,7 @@ from av.video.frame import PictureType
 from av.video.reformatter import VideoReformatter
 
 from mediasvc_video.hls_ladder import Rung, plan_ladder
-from mediasvc_video.media import open_media
+from mediasvc_video.media import decoded_frames, open_media
 from mediasvc_video.probe import VideoInput
 from mediasvc.plugin import PermanentProcessingError
 
@@ -175,33 +175,24 @@ def transcode_ladder(path: Path, out_dir: Path, preset: str, report: Any, part: 
             for r in rungs:
                 workers.append(RungWorker(_RungOut(r, out_dir / r.name, rate, time_base, preset, audio_spec),
                                           rotation, audio_spec))
-            start = vin.start_time or 0
-            last_pts = None
             frames = 0
             next_key = 0.0  # seconds of (zero-based) pts at which every rung gets a forced keyframe
-            streams = [s for s in (vin, ain) if s is not None]
-            for packet in src.demux(streams):
-                for frame in packet.decode():
-                    if packet.stream is vin:
-                        if frame.pts is None or (last_pts is not None and frame.pts <= last_pts):
-                            continue  # drop frames with no or repeated timestamps
-                        last_pts = frame.pts
-                        pts = last_pts - start
-                        seconds = float(pts * time_base)
-                        force = seconds + 1e-6 >= next_key
-                        if force:
-                            while next_key <= seconds + 1e-6:
-                                next_key += SEGMENT_SECONDS
-                        kind = PictureType.I if force else PictureType.NONE
-                        frame.pict_type = PictureType.NONE  # source I-frames must not force keyframes
-                        for w in workers:
-                            w.put_video(frame, pts, time_base, kind)
-                        frames += 1
-                        if duration:
-                            report(min(100.0, 100.0 * seconds / duration))
-                    else:
-                        for w in workers:
-                            w.put_audio(frame)
+            for frame, pts in decoded_frames(src, vin, ain):
+                if pts is None:
+                    for w in workers:
+                        w.put_audio(frame)
+                    continue
+                seconds = float(pts * time_base)
+                force = seconds + 1e-6 >= next_key
+                if force:
+                    while next_key <= seconds + 1e-6:
+                        next_key += SEGMENT_SECONDS
+                kind = PictureType.I if force else PictureType.NONE
+                for w in workers:
+                    w.put_video(frame, pts, time_base, kind)
+                frames += 1
+                if duration:
+                    report(min(100.0, 100.0 * seconds / duration))
             if frames == 0:
                 raise PermanentProcessingError("no video frame could be decoded")
             for w in workers:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import av
+from av.video.frame import PictureType
 
 from mediasvc_video.probe_local import UnsafeInput, open_local
 from mediasvc.plugin import ObjectInfo, PermanentProcessingError, scratch_dir
@@ -59,6 +60,24 @@ class UndecodableMedia(PermanentProcessingError):
 
 UNSUPPORTED = "not a supported audio/video file: the content is not MP4/MOV, WebM, Ogg, WAV or MP3"
 UNDECODABLE = "the file cannot be decoded as audio or video (it is damaged, incomplete or not media)"
+
+
+def decoded_frames(src: Any, vin: Any, ain: Any) -> Iterator[tuple[Any, int | None]]:
+    """Every decoded frame of ``vin`` (and ``ain``) in demux order, as ``(frame, pts)``: video frames with no or
+    a repeated timestamp are dropped, the others get ``pts`` from zero and lose the source's picture type (source
+    I-frames must not force keyframes); audio frames come with ``pts`` None. The one decode loop of the encoders."""
+    start = vin.start_time or 0
+    last_pts = None
+    for packet in src.demux([s for s in (vin, ain) if s is not None]):
+        for frame in packet.decode():
+            if packet.stream is not vin:
+                yield frame, None
+                continue
+            if frame.pts is None or (last_pts is not None and frame.pts <= last_pts):
+                continue
+            last_pts = frame.pts
+            frame.pict_type = PictureType.NONE
+            yield frame, last_pts - start
 
 
 @contextlib.contextmanager

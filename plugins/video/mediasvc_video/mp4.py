@@ -10,11 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import av
-from av.video.frame import PictureType
 
 from mediasvc_video.cost import encode_cost, probe_of
 from mediasvc_video.limits import VideoLimits, limits_from
-from mediasvc_video.media import local_input, open_media, output_key, run_with_progress, temp_dir, upload
+from mediasvc_video.media import (
+    decoded_frames,
+    local_input,
+    open_media,
+    output_key,
+    run_with_progress,
+    temp_dir,
+    upload,
+)
 from mediasvc_video.probe import VideoInput
 from mediasvc_video.remux import reason_to_encode, remux
 from mediasvc.plugin import PermanentProcessingError, ProcessorResult, RenditionOut
@@ -69,27 +76,19 @@ def transcode(path: Path, target: Path, limits: VideoLimits, report: Any) -> dic
                 return count
 
             samples = 0
-            start = vin.start_time or 0
-            last_pts = None
             frames = 0
-            streams = [s for s in (vin, ain) if s is not None]
-            for packet in src.demux(streams):
-                for frame in packet.decode():
-                    if packet.stream is vin:
-                        if frame.pts is None or (last_pts is not None and frame.pts <= last_pts):
-                            continue  # drop frames with no or repeated timestamps
-                        last_pts = frame.pts
-                        frame.pict_type = PictureType.NONE  # source I-frames must not force keyframes
-                        if rotation:
-                            frame = _rotate(frame, rotation, out_w, out_h)
-                        frame = frame.reformat(width=out_w, height=out_h, format="yuv420p")
-                        frame.pts, frame.time_base = last_pts - start, vin.time_base
-                        dst.mux(vout.encode(frame))
-                        frames += 1
-                        if duration and frame.time is not None:
-                            report(min(99.0, 100.0 * frame.time / duration))
-                    elif aout is not None:
-                        samples = encode_audio(resampler.resample(frame), samples)
+            for frame, pts in decoded_frames(src, vin, ain):
+                if pts is not None:
+                    if rotation:
+                        frame = _rotate(frame, rotation, out_w, out_h)
+                    frame = frame.reformat(width=out_w, height=out_h, format="yuv420p")
+                    frame.pts, frame.time_base = pts, vin.time_base
+                    dst.mux(vout.encode(frame))
+                    frames += 1
+                    if duration and frame.time is not None:
+                        report(min(99.0, 100.0 * frame.time / duration))
+                elif aout is not None:
+                    samples = encode_audio(resampler.resample(frame), samples)
             if frames == 0:
                 raise PermanentProcessingError("no video frame could be decoded")
             dst.mux(vout.encode(None))
